@@ -1,0 +1,403 @@
+//! Occurrence schema: the JSON evidence Tapio emits (D5).
+//!
+//! Fields are factual: id (ULID), timestamp (RFC 3339 UTC `Z`), source,
+//! type, protocol_version, severity, outcome, error{code,message} and data.
+//! There is no field for reasoning, explanation or remediation, and
+//! [`OccurrenceRecord`] rejects documents that carry one.
+
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Deserialize, Serialize, Serializer};
+use ulid::Ulid;
+
+use crate::anomaly::{Anomaly, Observer};
+use crate::time::{format_rfc3339_millis, parse_rfc3339_utc};
+
+/// `source` of every occurrence.
+pub const SOURCE: &str = "tapio";
+/// `protocol_version` of the occurrence schema.
+pub const PROTOCOL_VERSION: &str = "1.0";
+
+/// How bad the fact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth recording.
+    Info,
+    /// Degraded service.
+    Warning,
+    /// Failed service.
+    Critical,
+}
+
+impl Severity {
+    /// Lowercase name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What happened to the operation the fact is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The operation failed (refused, killed, I/O error).
+    Failure,
+    /// The operation completed, worse than its baseline or threshold.
+    Degraded,
+}
+
+impl Outcome {
+    /// Lowercase name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Failure => "failure",
+            Outcome::Degraded => "degraded",
+        }
+    }
+}
+
+/// One value in `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// Unsigned integer.
+    U64(u64),
+    /// Signed integer.
+    I64(i64),
+    /// Floating point (ratios only; counters are integers).
+    F64(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Text (addresses, comm, device names).
+    Str(String),
+}
+
+impl Serialize for Fact {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Fact::U64(v) => s.serialize_u64(*v),
+            Fact::I64(v) => s.serialize_i64(*v),
+            Fact::F64(v) => s.serialize_f64(*v),
+            Fact::Bool(v) => s.serialize_bool(*v),
+            Fact::Str(v) => s.serialize_str(v),
+        }
+    }
+}
+
+/// The ordered facts of an occurrence's `data`; keys are unique.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts(Vec<(&'static str, Fact)>);
+
+impl Facts {
+    /// Empty facts with room for `n`.
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Facts(Vec::with_capacity(n))
+    }
+
+    /// Sets `key` to `value`, replacing an earlier value of the same key.
+    pub fn set(&mut self, key: &'static str, value: Fact) -> &mut Self {
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            self.0.push((key, value));
+        }
+        self
+    }
+
+    /// Sets an unsigned fact.
+    pub fn u64(&mut self, key: &'static str, v: u64) -> &mut Self {
+        self.set(key, Fact::U64(v))
+    }
+
+    /// Sets a signed fact.
+    pub fn i64(&mut self, key: &'static str, v: i64) -> &mut Self {
+        self.set(key, Fact::I64(v))
+    }
+
+    /// Sets a text fact.
+    pub fn str(&mut self, key: &'static str, v: impl Into<String>) -> &mut Self {
+        self.set(key, Fact::Str(v.into()))
+    }
+
+    /// Sets a boolean fact.
+    pub fn bool(&mut self, key: &'static str, v: bool) -> &mut Self {
+        self.set(key, Fact::Bool(v))
+    }
+
+    /// The value of `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Fact> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Iterates in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Fact)> {
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Number of facts.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no facts.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Facts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// One emitted anomaly, as built by the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    /// Unique id.
+    pub id: Ulid,
+    /// Wall-clock time of the fact, Unix nanoseconds.
+    pub unix_ns: u64,
+    /// Which anomaly.
+    pub anomaly: Anomaly,
+    /// Severity.
+    pub severity: Severity,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// `error.message`: the facts in one line, no interpretation.
+    pub message: String,
+    /// `data`: the kernel facts. `config_generation` and `timestamp_ns` are
+    /// always present.
+    pub data: Facts,
+}
+
+impl Occurrence {
+    /// A new occurrence with a fresh id; `data` starts with
+    /// `config_generation` and `timestamp_ns`.
+    #[must_use]
+    pub fn new(
+        anomaly: Anomaly,
+        severity: Severity,
+        outcome: Outcome,
+        unix_ns: u64,
+        generation: u64,
+    ) -> Self {
+        let mut data = Facts::with_capacity(16);
+        data.u64("config_generation", generation)
+            .u64("timestamp_ns", unix_ns);
+        let id = Ulid::from_parts(unix_ns / 1_000_000, ulid_random());
+        Occurrence {
+            id,
+            unix_ns,
+            anomaly,
+            severity,
+            outcome,
+            message: String::new(),
+            data,
+        }
+    }
+
+    /// The observer that produced it.
+    #[must_use]
+    pub fn observer(&self) -> Observer {
+        self.anomaly.observer()
+    }
+}
+
+/// 80 random bits for a ULID: a per-thread xorshift seeded from the clock and
+/// the thread, enough for uniqueness within a millisecond (not a secret).
+fn ulid_random() -> u128 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u128> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+            let a = h.finish();
+            h.write_u64(a);
+            (u128::from(a) << 64) | u128::from(h.finish()) | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 23;
+        x ^= x >> 17;
+        x ^= x << 26;
+        s.set(x);
+        x & ((1u128 << 80) - 1)
+    })
+}
+
+struct ErrorRef<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+impl Serialize for ErrorRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("error", 2)?;
+        st.serialize_field("code", self.code)?;
+        st.serialize_field("message", self.message)?;
+        st.end()
+    }
+}
+
+impl Serialize for Occurrence {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Occurrence", 9)?;
+        st.serialize_field("id", &self.id.to_string())?;
+        st.serialize_field("timestamp", &format_rfc3339_millis(self.unix_ns))?;
+        st.serialize_field("source", SOURCE)?;
+        st.serialize_field("type", self.anomaly.as_str())?;
+        st.serialize_field("protocol_version", PROTOCOL_VERSION)?;
+        st.serialize_field("severity", &self.severity)?;
+        st.serialize_field("outcome", &self.outcome)?;
+        st.serialize_field(
+            "error",
+            &ErrorRef {
+                code: self.anomaly.error_code(),
+                message: &self.message,
+            },
+        )?;
+        st.serialize_field("data", &self.data)?;
+        st.end()
+    }
+}
+
+/// `error` of an occurrence read back from JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorInfo {
+    /// Stable code, e.g. `OOM_KILL`.
+    pub code: String,
+    /// One-line statement of the facts.
+    pub message: String,
+}
+
+/// An occurrence read back from JSON (files, wire batches): owned, with the
+/// closed top-level schema; `data` stays open because each type has its own
+/// facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OccurrenceRecord {
+    /// ULID.
+    pub id: String,
+    /// RFC 3339 UTC.
+    pub timestamp: String,
+    /// Always `tapio`.
+    pub source: String,
+    /// `kernel.*` type name.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Schema version.
+    pub protocol_version: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Error code and message.
+    pub error: ErrorInfo,
+    /// Kernel facts.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl OccurrenceRecord {
+    /// The anomaly, when the type is one Tapio knows.
+    #[must_use]
+    pub fn anomaly(&self) -> Option<Anomaly> {
+        Anomaly::parse(&self.kind)
+    }
+
+    /// Unix nanoseconds from `data.timestamp_ns`, else from `timestamp`.
+    #[must_use]
+    pub fn unix_ns(&self) -> Option<u64> {
+        self.data
+            .get("timestamp_ns")
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| parse_rfc3339_utc(&self.timestamp))
+    }
+
+    /// `data.config_generation`.
+    #[must_use]
+    pub fn config_generation(&self) -> Option<u64> {
+        self.data.get("config_generation").and_then(serde_json::Value::as_u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Occurrence {
+        let mut o = Occurrence::new(
+            Anomaly::OomKill,
+            Severity::Critical,
+            Outcome::Failure,
+            1_743_690_181_042_000_000,
+            1,
+        );
+        o.message = "OOM kill pid=1234".into();
+        o.data.u64("pid", 1234).str("comm", "stress").i64("errno", -5);
+        o
+    }
+
+    #[test]
+    fn serializes_the_d5_shape() {
+        let v: serde_json::Value = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["timestamp"], "2025-04-03T14:23:01.042Z");
+        assert_eq!(v["source"], "tapio");
+        assert_eq!(v["type"], "kernel.container.oom_kill");
+        assert_eq!(v["protocol_version"], "1.0");
+        assert_eq!(v["severity"], "critical");
+        assert_eq!(v["outcome"], "failure");
+        assert_eq!(v["error"]["code"], "OOM_KILL");
+        assert_eq!(v["data"]["pid"], 1234);
+        assert_eq!(v["data"]["config_generation"], 1);
+        assert_eq!(v["data"]["timestamp_ns"], 1_743_690_181_042_000_000u64);
+        assert_eq!(v["id"].as_str().unwrap().len(), 26);
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for forbidden in ["reason", "reasoning", "explanation", "remediation", "suggested_fix"] {
+            assert!(!keys.contains(&forbidden));
+        }
+    }
+
+    #[test]
+    fn record_reads_back_what_the_agent_writes() {
+        let o = sample();
+        let json = serde_json::to_string(&o).unwrap();
+        let r: OccurrenceRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(r.id, o.id.to_string());
+        assert_eq!(r.anomaly(), Some(Anomaly::OomKill));
+        assert_eq!(r.unix_ns(), Some(o.unix_ns));
+        assert_eq!(r.config_generation(), Some(1));
+    }
+
+    #[test]
+    fn record_rejects_reasoning_fields() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["explanation"] = "the app leaked".into();
+        assert!(serde_json::from_value::<OccurrenceRecord>(v).is_err());
+    }
+
+    #[test]
+    fn ids_are_unique_and_time_ordered() {
+        let a = Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 1_000_000_000, 0);
+        let b = Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 1_000_000_000, 0);
+        let c = Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 2_000_000_000, 0);
+        assert_ne!(a.id, b.id);
+        assert!(c.id > a.id && c.id > b.id);
+    }
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Network observer, kernel side: TCP connect failures, retransmits and
+ * smoothed-RTT samples.
+ *
+ * The connecting process is captured once, at CLOSE -> SYN_SENT, where the
+ * current task is the caller of connect(), and kept in socket-local storage.
+ * Every later fact (RST, timeout, retransmit, RTT sample) usually fires in
+ * softirq context and takes its owner from that storage, never from
+ * `current`. A socket whose connect predates the agent has no owner: its
+ * facts say so (NET_REC_F_OWNER_KNOWN clear) instead of naming a wrong pid.
+ */
+#include "vmlinux.h"
+#include "tapio.bpf.h"
+#include "network_monitor.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct network_config);
+} tapio_config SEC(".maps");
+
+/* Per-socket state, freed by the kernel with the socket. */
+struct sock_owner {
+	__u32 tgid;
+	__u32 pid;
+	__u8 comm[TASK_COMM_LEN_ABI];
+	__u64 cgroup_id;
+	__u64 syn_sent_ns;
+	__u64 last_rtt_ns;
+	__u32 flags;
+	__u32 _pad0;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_owner);
+} sockets SEC(".maps");
+
+static __always_inline const struct network_config *net_config(__u32 need)
+{
+	__u32 zero = 0;
+	const struct network_config *cfg = bpf_map_lookup_elem(&tapio_config, &zero);
+
+	if (!cfg || !tapio_config_active(&cfg->hdr))
+		return NULL;
+	if (!(cfg->hdr.flags & need))
+		return NULL;
+	return cfg;
+}
+
+/* Fills addresses, ports, state and owner; the caller sets the rest. */
+static __always_inline void fill_socket(struct network_record *r, const struct sock *sk,
+					const struct sock_owner *owner)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	r->family = family;
+	r->sport = sk->__sk_common.skc_num;
+	r->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	r->state = sk->__sk_common.skc_state;
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&r->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&r->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		__builtin_memcpy(r->saddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(r->daddr, &sk->__sk_common.skc_daddr, 4);
+	}
+	if (owner && (owner->flags & NET_REC_F_OWNER_KNOWN)) {
+		r->tgid = owner->tgid;
+		r->pid = owner->pid;
+		__builtin_memcpy(r->comm, owner->comm, sizeof(r->comm));
+		r->cgroup_id = owner->cgroup_id;
+		r->flags |= NET_REC_F_OWNER_KNOWN;
+	}
+}
+
+static __always_inline bool is_tcp_inet(const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	return sk->sk_protocol == IPPROTO_TCP && (family == AF_INET || family == AF_INET6);
+}
+
+static __always_inline void capture_owner(const struct sock *sk)
+{
+	struct sock_owner *o;
+	__u64 id;
+
+	o = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o) {
+		tapio_count(NET_STAT_OWNER_STORE_FAILED);
+		return;
+	}
+	id = bpf_get_current_pid_tgid();
+	o->tgid = id >> 32;
+	o->pid = (__u32)id;
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	o->syn_sent_ns = bpf_ktime_get_boot_ns();
+	o->last_rtt_ns = 0;
+	o->flags = NET_REC_F_OWNER_KNOWN;
+}
+
+static __always_inline void emit_connect_failed(const struct sock *sk,
+						const struct network_config *cfg)
+{
+	struct network_record *r;
+	struct sock_owner *o;
+
+	r = tapio_reserve(sizeof(*r));
+	if (!r)
+		return;
+	__builtin_memset(r, 0, sizeof(*r));
+	tapio_fill_header(&r->hdr, NET_REC_CONNECT_FAILED, sizeof(*r), cfg->hdr.generation);
+	o = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0);
+	fill_socket(r, sk, o);
+	r->state = TCP_SYN_SENT;
+	r->sk_err = sk->sk_err;
+	r->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	if (o) {
+		r->flags |= o->flags & NET_REC_F_RST;
+		if (o->syn_sent_ns)
+			r->duration_ns = r->hdr.ts_boot_ns - o->syn_sent_ns;
+	}
+	tapio_submit(r, sizeof(*r));
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	const struct network_config *cfg;
+
+	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT)
+		return 0;
+	cfg = net_config(NET_CFG_CONNECT | NET_CFG_RTT);
+	if (!cfg || !is_tcp_inet(sk))
+		return 0;
+	if (newstate == TCP_SYN_SENT)
+		capture_owner(sk);
+	else if (newstate == TCP_CLOSE && (cfg->hdr.flags & NET_CFG_CONNECT))
+		emit_connect_failed(sk, cfg);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tcp_receive_reset, struct sock *sk)
+{
+	struct sock_owner *o;
+
+	if (sk->__sk_common.skc_state != TCP_SYN_SENT)
+		return 0;
+	if (!net_config(NET_CFG_CONNECT))
+		return 0;
+	o = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	if (o)
+		o->flags |= NET_REC_F_RST;
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	const struct network_config *cfg;
+	struct network_record *r;
+
+	/* SYN retransmits belong to the connect's outcome (B2), not to B3. */
+	if (sk->__sk_common.skc_state == TCP_SYN_SENT)
+		return 0;
+	cfg = net_config(NET_CFG_RETRANSMIT);
+	if (!cfg || !is_tcp_inet(sk))
+		return 0;
+	if (err) {
+		tapio_count(NET_STAT_RETRANSMIT_FAILED);
+		return 0;
+	}
+	r = tapio_reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	tapio_fill_header(&r->hdr, NET_REC_RETRANSMIT, sizeof(*r), cfg->hdr.generation);
+	fill_socket(r, sk, bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0));
+	r->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	r->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	tapio_submit(r, sizeof(*r));
+	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	const struct network_config *cfg;
+	struct network_record *r;
+	struct sock_owner *o;
+	__u64 now;
+
+	cfg = net_config(NET_CFG_RTT);
+	if (!cfg || !cfg->rtt_sample_interval_ms)
+		return 0;
+	/* Only connections seen at connect: their destination is a service
+	 * (address, port), not a peer's ephemeral port. */
+	o = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	if (!o)
+		return 0;
+	now = bpf_ktime_get_boot_ns();
+	if (now - o->last_rtt_ns < (__u64)cfg->rtt_sample_interval_ms * 1000000ull)
+		return 0;
+	o->last_rtt_ns = now;
+	r = tapio_reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	tapio_fill_header(&r->hdr, NET_REC_RTT_SAMPLE, sizeof(*r), cfg->hdr.generation);
+	fill_socket(r, sk, o);
+	r->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	r->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	tapio_submit(r, sizeof(*r));
+	return 0;
+}

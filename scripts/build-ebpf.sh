@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds every ebpf/<observer>.c into OUT_DIR (default target/bpf/) with clang.
+# Installs clang, bpftool and libbpf headers when they are missing (Debian).
+# Usage: scripts/build-ebpf.sh [OUT_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/target/bpf}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+need=()
+command -v clang >/dev/null || need+=(clang)
+command -v llvm-strip >/dev/null || need+=(llvm)
+command -v bpftool >/dev/null || need+=(bpftool)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+[ -f /usr/include/linux/types.h ] || need+=(linux-libc-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "build-ebpf: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+case "$(uname -m)" in
+  x86_64) arch=x86 ;;
+  aarch64) arch=arm64 ;;
+  *) echo "build-ebpf: unsupported architecture $(uname -m)" >&2; exit 1 ;;
+esac
+
+# vmlinux.h from the running kernel's BTF; CO-RE relocations make the objects
+# portable to other kernels with BTF.
+inc=$root/target/bpf-include
+mkdir -p "$inc"
+if [ ! -s "$inc/vmlinux.h" ]; then
+  [ -r /sys/kernel/btf/vmlinux ] || { echo "build-ebpf: /sys/kernel/btf/vmlinux missing: kernel without BTF" >&2; exit 1; }
+  bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$inc/vmlinux.h.tmp"
+  mv "$inc/vmlinux.h.tmp" "$inc/vmlinux.h"
+fi
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")
+
+for src in "$root"/ebpf/*_monitor.c; do
+  name=$(basename "$src" .c)
+  clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror \
+    -I "$inc" -I "$root/ebpf" -I "/usr/include/$multiarch" \
+    -c "$src" -o "$out/$name.o.tmp"
+  # Keeps .BTF/.BTF.ext (CO-RE needs them), drops DWARF: ~16x smaller.
+  llvm-strip -g "$out/$name.o.tmp"
+  mv "$out/$name.o.tmp" "$out/$name.o"
+  echo "build-ebpf: $out/$name.o ($(stat -c %s "$out/$name.o") bytes)"
+done
