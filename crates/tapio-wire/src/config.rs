@@ -189,3 +189,18 @@ mod tests {
         assert_eq!(a, back);
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::CompiledConfig;
+
+    /// Pins the canonical encoding: a change here changes the convergence
+    /// signal of every deployed agent, so it must be deliberate.
+    #[test]
+    fn production_default_hash_is_pinned() {
+        assert_eq!(
+            CompiledConfig::production_default().content_hash(),
+            "sha256:48b6334d2d2da92fbf2cc65e351960c4092a37e6897dc8280d5503eaee2333bd"
+        );
+    }
+}
