@@ -65,7 +65,9 @@ static __always_inline void fill_socket(struct network_record *r, const struct s
 	__u16 family = sk->__sk_common.skc_family;
 
 	r->family = family;
-	r->sport = sk->__sk_common.skc_num;
+	/* inet_sport, not skc_num: at SYN_SENT -> CLOSE inet_put_port() has
+	 * already cleared skc_num, while inet_sport keeps the bound port. */
+	r->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	r->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	r->state = sk->__sk_common.skc_state;
 	if (family == AF_INET6) {
@@ -171,7 +173,9 @@ SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
 {
 	const struct network_config *cfg;
+	const struct tcp_skb_cb *cb;
 	struct network_record *r;
+	__u16 segs;
 
 	/* SYN retransmits belong to the connect's outcome (B2), not to B3. */
 	if (sk->__sk_common.skc_state == TCP_SYN_SENT)
@@ -189,7 +193,11 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RETRANSMIT, sizeof(*r), cfg->hdr.generation);
 	fill_socket(r, sk, bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0));
-	r->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	/* Segments in this retransmission (tcp_skb_pcount): one skb may carry
+	 * many under TSO, and tcpi_total_retrans counts segments. */
+	cb = (const struct tcp_skb_cb *)&skb->cb[0];
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	r->retransmits = segs ? segs : 1;
 	r->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
 	tapio_submit(r, sizeof(*r));
 	return 0;

@@ -54,7 +54,8 @@ struct network_record {
 	__u8 _pad0;
 	__u32 flags;          /* NET_REC_F_* */
 	__s32 sk_err;         /* sk->sk_err at SYN_SENT -> CLOSE */
-	__u32 retransmits;    /* SYN retransmits (connect) / total_retrans (others) */
+	__u32 retransmits;    /* SYN retransmits (connect), segments (retransmit),
+	                       * total_retrans (RTT sample) */
 	__u32 srtt_us;        /* smoothed RTT, microseconds */
 	__u64 duration_ns;    /* time spent in SYN_SENT (connect) */
 };

@@ -160,7 +160,8 @@ pub mod network {
         pub flags: u32,
         /// `sk->sk_err` at SYN_SENT -> CLOSE.
         pub sk_err: i32,
-        /// SYN retransmits (connect) or `total_retrans` (others).
+        /// SYN retransmits (connect), segments retransmitted (retransmit),
+        /// `total_retrans` (RTT sample).
         pub retransmits: u32,
         /// Smoothed RTT in microseconds.
         pub srtt_us: u32,

@@ -333,7 +333,9 @@ impl OccurrenceRecord {
     /// `data.config_generation`.
     #[must_use]
     pub fn config_generation(&self) -> Option<u64> {
-        self.data.get("config_generation").and_then(serde_json::Value::as_u64)
+        self.data
+            .get("config_generation")
+            .and_then(serde_json::Value::as_u64)
     }
 }
 
@@ -350,7 +352,10 @@ mod tests {
             1,
         );
         o.message = "OOM kill pid=1234".into();
-        o.data.u64("pid", 1234).str("comm", "stress").i64("errno", -5);
+        o.data
+            .u64("pid", 1234)
+            .str("comm", "stress")
+            .i64("errno", -5);
         o
     }
 
@@ -369,7 +374,13 @@ mod tests {
         assert_eq!(v["data"]["timestamp_ns"], 1_743_690_181_042_000_000u64);
         assert_eq!(v["id"].as_str().unwrap().len(), 26);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        for forbidden in ["reason", "reasoning", "explanation", "remediation", "suggested_fix"] {
+        for forbidden in [
+            "reason",
+            "reasoning",
+            "explanation",
+            "remediation",
+            "suggested_fix",
+        ] {
             assert!(!keys.contains(&forbidden));
         }
     }
@@ -394,9 +405,27 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_time_ordered() {
-        let a = Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 1_000_000_000, 0);
-        let b = Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 1_000_000_000, 0);
-        let c = Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 2_000_000_000, 0);
+        let a = Occurrence::new(
+            Anomaly::IoError,
+            Severity::Critical,
+            Outcome::Failure,
+            1_000_000_000,
+            0,
+        );
+        let b = Occurrence::new(
+            Anomaly::IoError,
+            Severity::Critical,
+            Outcome::Failure,
+            1_000_000_000,
+            0,
+        );
+        let c = Occurrence::new(
+            Anomaly::IoError,
+            Severity::Critical,
+            Outcome::Failure,
+            2_000_000_000,
+            0,
+        );
         assert_ne!(a.id, b.id);
         assert!(c.id > a.id && c.id > b.id);
     }

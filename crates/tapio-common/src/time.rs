@@ -49,7 +49,13 @@ pub fn format_rfc3339_millis(unix_ns: u64) -> String {
 #[must_use]
 pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -78,7 +84,10 @@ pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
     }
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec);
-    u64::try_from(secs).ok()?.checked_mul(1_000_000_000)?.checked_add(nanos)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 #[cfg(test)]
@@ -89,23 +98,50 @@ mod tests {
     fn formats_known_instants() {
         // Values cross-checked with `date -u -d @<secs> +%FT%T`.
         assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_millis(1_743_690_181_042_000_000), "2025-04-03T14:23:01.042Z");
-        assert_eq!(format_rfc3339_millis(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(format_rfc3339_millis(4_102_444_799_999_000_000), "2099-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_rfc3339_millis(1_743_690_181_042_000_000),
+            "2025-04-03T14:23:01.042Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(4_102_444_799_999_000_000),
+            "2099-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]
     fn parse_inverts_format() {
-        for ns in [0u64, 1_743_690_181_042_000_000, 951_782_400_000_000_000, 1_800_000_000_123_000_000] {
+        for ns in [
+            0u64,
+            1_743_690_181_042_000_000,
+            951_782_400_000_000_000,
+            1_800_000_000_123_000_000,
+        ] {
             assert_eq!(parse_rfc3339_utc(&format_rfc3339_millis(ns)), Some(ns));
         }
-        assert_eq!(parse_rfc3339_utc("2025-04-03T14:23:01Z"), Some(1_743_690_181_000_000_000));
-        assert_eq!(parse_rfc3339_utc("2025-04-03T14:23:01.000000001Z"), Some(1_743_690_181_000_000_001));
+        assert_eq!(
+            parse_rfc3339_utc("2025-04-03T14:23:01Z"),
+            Some(1_743_690_181_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2025-04-03T14:23:01.000000001Z"),
+            Some(1_743_690_181_000_000_001)
+        );
     }
 
     #[test]
     fn parse_rejects_offsets_and_garbage() {
-        for bad in ["", "2025-04-03", "2025-04-03T14:23:01+02:00", "2025-13-03T14:23:01Z", "2025-04-03T14:23:0xZ", "2025-04-03T14:23:01.Z1"] {
+        for bad in [
+            "",
+            "2025-04-03",
+            "2025-04-03T14:23:01+02:00",
+            "2025-13-03T14:23:01Z",
+            "2025-04-03T14:23:0xZ",
+            "2025-04-03T14:23:01.Z1",
+        ] {
             assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
         }
     }

@@ -1,0 +1,340 @@
+//! Storm folding: the agent's one mechanism against floods of the same fact.
+//!
+//! The first fact of a (type, key) is emitted at once. Repeats inside the
+//! fold window are counted, not emitted, and leave as one follow-up
+//! occurrence carrying the count and the window bounds when the window
+//! closes. Accounting is exact: the `count` facts of all occurrences of a
+//! key add up to the kernel facts seen for it.
+//!
+//! ## Design constraints
+//! - At most `max_keys` windows are open; a candidate that finds the table
+//!   full is emitted on its own (count 1): folding degrades, nothing is lost.
+//! - Follow-ups carry only the key facts, the facts every folded repeat
+//!   shares; per-fact details (ports, durations) of the repeats are not
+//!   claimed.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use tapio_common::{Anomaly, Fact, Facts, Occurrence, Outcome, Severity};
+
+/// One classified fact (or windowed aggregate) before folding.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Which anomaly.
+    pub anomaly: Anomaly,
+    /// Severity.
+    pub severity: Severity,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Wall-clock time of the fact.
+    pub unix_ns: u64,
+    /// Config generation that judged it.
+    pub generation: u64,
+    /// Facts identifying the (type, key): carried by follow-ups too.
+    pub key: Facts,
+    /// Facts of this one fact only.
+    pub detail: Facts,
+    /// One line stating the key facts, the `error.message` base.
+    pub summary: String,
+    /// Fold repeats of this key. A single kernel fact folds (and carries
+    /// `count`); a windowed aggregate states its own count in `detail` and
+    /// does not.
+    pub fold: bool,
+}
+
+impl Candidate {
+    /// The occurrence of an unfolded candidate (or the first of a window).
+    #[must_use]
+    pub fn into_occurrence(self, count: Option<u64>) -> Occurrence {
+        let mut o = Occurrence::new(
+            self.anomaly,
+            self.severity,
+            self.outcome,
+            self.unix_ns,
+            self.generation,
+        );
+        for (k, v) in self.key.iter().chain(self.detail.iter()) {
+            o.data.set(k, v.clone());
+        }
+        if let Some(n) = count {
+            o.data.u64("count", n);
+        }
+        o.message = self.summary;
+        o
+    }
+}
+
+struct Window {
+    anomaly: Anomaly,
+    severity: Severity,
+    outcome: Outcome,
+    generation: u64,
+    key: Facts,
+    summary: String,
+    start_ns: u64,
+    end_ns: u64,
+    repeats: u64,
+    last_ns: u64,
+}
+
+/// The fold table of one observer.
+pub struct Folder {
+    window_ns: u64,
+    max_keys: usize,
+    open: HashMap<u64, Window>,
+}
+
+fn hash_fact<H: Hasher>(v: &Fact, h: &mut H) {
+    match v {
+        Fact::U64(x) => (0u8, x).hash(h),
+        Fact::I64(x) => (1u8, x).hash(h),
+        Fact::F64(x) => (2u8, x.to_bits()).hash(h),
+        Fact::Bool(x) => (3u8, x).hash(h),
+        Fact::Str(x) => (4u8, x).hash(h),
+    }
+}
+
+fn key_hash(anomaly: Anomaly, generation: u64, key: &Facts) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (anomaly, generation).hash(&mut h);
+    for (k, v) in key.iter() {
+        k.hash(&mut h);
+        hash_fact(v, &mut h);
+    }
+    h.finish()
+}
+
+impl Folder {
+    /// Default bound on open windows.
+    pub const DEFAULT_MAX_KEYS: usize = 4096;
+
+    /// A folder with `window_ms` (0 = no folding).
+    #[must_use]
+    pub fn new(window_ms: u32, max_keys: usize) -> Self {
+        Folder {
+            window_ns: u64::from(window_ms) * 1_000_000,
+            max_keys,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Changes the window; open windows keep the bounds they opened with.
+    pub fn set_window_ms(&mut self, window_ms: u32) {
+        self.window_ns = u64::from(window_ms) * 1_000_000;
+    }
+
+    /// Number of open windows.
+    #[must_use]
+    pub fn open_windows(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Folds `c`, pushing what leaves now to `out`.
+    pub fn push(&mut self, c: Candidate, out: &mut Vec<Occurrence>) {
+        if !c.fold || self.window_ns == 0 {
+            let count = c.fold.then_some(1);
+            out.push(c.into_occurrence(count));
+            return;
+        }
+        let h = key_hash(c.anomaly, c.generation, &c.key);
+        if let Some(w) = self.open.get_mut(&h) {
+            if w.anomaly == c.anomaly && w.generation == c.generation && w.key == c.key {
+                if c.unix_ns < w.end_ns {
+                    w.repeats += 1;
+                    w.last_ns = w.last_ns.max(c.unix_ns);
+                    return;
+                }
+                // The window is over: its follow-up leaves first.
+                if let Some(w) = self.open.remove(&h) {
+                    out.extend(follow_up(w));
+                }
+            } else {
+                // Hash collision with another key: never merge, emit alone.
+                out.push(c.into_occurrence(Some(1)));
+                return;
+            }
+        }
+        if self.open.len() >= self.max_keys {
+            out.push(c.into_occurrence(Some(1)));
+            return;
+        }
+        self.open.insert(
+            h,
+            Window {
+                anomaly: c.anomaly,
+                severity: c.severity,
+                outcome: c.outcome,
+                generation: c.generation,
+                key: c.key.clone(),
+                summary: c.summary.clone(),
+                start_ns: c.unix_ns,
+                end_ns: c.unix_ns.saturating_add(self.window_ns),
+                repeats: 0,
+                last_ns: c.unix_ns,
+            },
+        );
+        out.push(c.into_occurrence(Some(1)));
+    }
+
+    /// Closes windows that ended before `now_unix_ns`.
+    pub fn flush_expired(&mut self, now_unix_ns: u64, out: &mut Vec<Occurrence>) {
+        let expired: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, w)| w.end_ns <= now_unix_ns)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in expired {
+            if let Some(w) = self.open.remove(&h) {
+                out.extend(follow_up(w));
+            }
+        }
+    }
+
+    /// Closes every window now (shutdown): follow-ups carry the bounds
+    /// actually observed.
+    pub fn flush_all(&mut self, out: &mut Vec<Occurrence>) {
+        for (_, w) in self.open.drain() {
+            out.extend(follow_up(w));
+        }
+    }
+}
+
+fn follow_up(w: Window) -> Option<Occurrence> {
+    if w.repeats == 0 {
+        return None;
+    }
+    let mut o = Occurrence::new(w.anomaly, w.severity, w.outcome, w.last_ns, w.generation);
+    for (k, v) in w.key.iter() {
+        o.data.set(k, v.clone());
+    }
+    o.data
+        .u64("count", w.repeats)
+        .bool("folded", true)
+        .u64("window_start_ns", w.start_ns)
+        .u64("window_end_ns", w.end_ns)
+        .u64("last_ns", w.last_ns);
+    o.message = format!(
+        "{}; {} more folded in {} ms",
+        w.summary,
+        w.repeats,
+        (w.end_ns - w.start_ns) / 1_000_000
+    );
+    Some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(port: u64, t_ms: u64) -> Candidate {
+        let mut key = Facts::default();
+        key.u64("dst_port", port);
+        let mut detail = Facts::default();
+        detail.u64("src_port", 40000 + t_ms);
+        Candidate {
+            anomaly: Anomaly::ConnectionRefused,
+            severity: Severity::Warning,
+            outcome: Outcome::Failure,
+            unix_ns: t_ms * 1_000_000,
+            generation: 1,
+            key,
+            detail,
+            summary: format!("refused :{port}"),
+            fold: true,
+        }
+    }
+
+    fn count(o: &Occurrence) -> u64 {
+        match o.data.get("count") {
+            Some(Fact::U64(n)) => *n,
+            other => panic!("count missing: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn first_fact_leaves_at_once_repeats_leave_as_one_follow_up() {
+        let mut f = Folder::new(1000, 16);
+        let mut out = Vec::new();
+        for t in 0..100 {
+            f.push(cand(9, t), &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(count(&out[0]), 1);
+        assert_eq!(out[0].data.get("src_port"), Some(&Fact::U64(40000)));
+        f.flush_expired(999 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 1, "window still open");
+        f.flush_expired(1000 * 1_000_000, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(count(&out[1]), 99);
+        assert_eq!(out[1].data.get("window_start_ns"), Some(&Fact::U64(0)));
+        assert_eq!(
+            out[1].data.get("window_end_ns"),
+            Some(&Fact::U64(1_000_000_000))
+        );
+        assert_eq!(
+            out[1].data.get("src_port"),
+            None,
+            "details of repeats are not claimed"
+        );
+        assert_eq!(out.iter().map(count).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn different_keys_fold_apart() {
+        let mut f = Folder::new(1000, 16);
+        let mut out = Vec::new();
+        f.push(cand(9, 0), &mut out);
+        f.push(cand(10, 1), &mut out);
+        f.push(cand(9, 2), &mut out);
+        f.flush_all(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.iter().map(count).sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn a_fact_after_the_window_opens_a_new_one() {
+        let mut f = Folder::new(10, 16);
+        let mut out = Vec::new();
+        f.push(cand(9, 0), &mut out);
+        f.push(cand(9, 5), &mut out);
+        f.push(cand(9, 20), &mut out);
+        f.flush_all(&mut out);
+        let counts: Vec<u64> = out.iter().map(count).collect();
+        assert_eq!(counts, vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn full_table_emits_alone_and_loses_nothing() {
+        let mut f = Folder::new(1000, 2);
+        let mut out = Vec::new();
+        for p in 0..5 {
+            f.push(cand(p, 0), &mut out);
+            f.push(cand(p, 1), &mut out);
+        }
+        f.flush_all(&mut out);
+        assert_eq!(out.iter().map(count).sum::<u64>(), 10);
+    }
+
+    #[test]
+    fn zero_window_disables_folding() {
+        let mut f = Folder::new(0, 16);
+        let mut out = Vec::new();
+        for t in 0..3 {
+            f.push(cand(9, t), &mut out);
+        }
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn generation_change_starts_a_new_window() {
+        let mut f = Folder::new(1000, 16);
+        let mut out = Vec::new();
+        f.push(cand(9, 0), &mut out);
+        let mut c = cand(9, 1);
+        c.generation = 2;
+        f.push(c, &mut out);
+        assert_eq!(out.len(), 2);
+    }
+}

@@ -1,0 +1,16 @@
+//! Tapio node agent: loads the eBPF observers, drains their ring buffers,
+//! classifies kernel facts into `kernel.*` occurrences and hands them to
+//! sinks that never block the drain.
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod clock;
+pub mod counters;
+pub mod drain;
+pub mod fold;
+pub mod loader;
+pub mod observers;
+pub mod preflight;
+pub mod settings;
+pub mod sinks;
+pub mod state;

@@ -1,0 +1,224 @@
+//! eBPF object loading: one clang-built object per observer, loaded with
+//! aya from `--ebpf-dir`, every `tp_btf/` program attached by its function
+//! name (which is the tracepoint's name).
+//!
+//! Only this module and the drain loop make BPF syscalls.
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, Program, RawTracePoint};
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
+use tapio_common::ebpf::stat;
+use tapio_common::Observer;
+
+/// Why an observer's object could not be brought up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No object file in the eBPF directory.
+    #[error("eBPF object `{path}` not found")]
+    ObjectMissing {
+        /// Expected path.
+        path: PathBuf,
+    },
+    /// The object failed to parse or its maps failed to create.
+    #[error("loading `{path}` failed")]
+    Object {
+        /// Object path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: aya::EbpfError,
+    },
+    /// A program failed to load (verifier) or attach.
+    #[error("program `{program}`: `{call}` failed")]
+    Program {
+        /// Program name.
+        program: String,
+        /// `load` or `attach`.
+        call: &'static str,
+        /// The cause, with the verifier log when there is one.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// The object lacks a map every observer has.
+    #[error("map `{name}` missing from the object")]
+    MapMissing {
+        /// Map name.
+        name: &'static str,
+    },
+    /// A map has the wrong type or size.
+    #[error("map `{name}` is unusable")]
+    Map {
+        /// Map name.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// A program type this loader does not attach generically.
+    #[error("program `{program}` has a type that needs observer-specific attachment")]
+    UnsupportedProgram {
+        /// Program name.
+        program: String,
+    },
+    /// Kernel BTF could not be read.
+    #[error("kernel BTF unreadable")]
+    Btf {
+        /// The cause.
+        #[source]
+        source: aya::BtfError,
+    },
+}
+
+/// Byte-array value for the `tapio_config` carrier, whose size is the
+/// observer's config struct.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct Carrier<const N: usize>([u8; N]);
+
+// SAFETY: a byte array: every bit pattern is valid, no padding.
+unsafe impl<const N: usize> Pod for Carrier<N> {}
+
+/// A loaded, attached observer object.
+pub struct LoadedObject {
+    /// Which observer.
+    pub observer: Observer,
+    ebpf: Ebpf,
+    stats: PerCpuArray<MapData, u64>,
+}
+
+/// Reads kernel BTF once for every object.
+///
+/// # Errors
+/// `/sys/kernel/btf/vmlinux` is missing or unreadable.
+pub fn kernel_btf() -> Result<Btf, LoadError> {
+    Btf::from_sys_fs().map_err(|source| LoadError::Btf { source })
+}
+
+impl LoadedObject {
+    /// Loads `<dir>/<object>.o` and attaches every tracepoint program.
+    /// Programs of other types are left loaded-but-detached for the
+    /// observer's own code when `skip_other` is set.
+    ///
+    /// # Errors
+    /// Any [`LoadError`]; nothing stays attached on error.
+    pub fn load(
+        dir: &Path,
+        observer: Observer,
+        btf: &Btf,
+        skip_other: bool,
+    ) -> Result<(Self, RingBuf<MapData>), LoadError> {
+        let path = dir.join(format!("{}.o", observer.object_name()));
+        if !path.is_file() {
+            return Err(LoadError::ObjectMissing { path });
+        }
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(btf))
+            .load_file(&path)
+            .map_err(|source| LoadError::Object {
+                path: path.clone(),
+                source,
+            })?;
+        let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
+        for name in names {
+            let Some(prog) = ebpf.program_mut(&name) else {
+                continue;
+            };
+            let err = |call, source| LoadError::Program {
+                program: name.clone(),
+                call,
+                source,
+            };
+            match prog {
+                Program::BtfTracePoint(p) => {
+                    let p: &mut BtfTracePoint = p;
+                    p.load(&name, btf).map_err(|e| err("load", e))?;
+                    p.attach().map_err(|e| err("attach", e))?;
+                }
+                Program::RawTracePoint(p) => {
+                    let p: &mut RawTracePoint = p;
+                    p.load().map_err(|e| err("load", e))?;
+                    p.attach(&name).map_err(|e| err("attach", e))?;
+                }
+                _ if skip_other => {}
+                _ => return Err(LoadError::UnsupportedProgram { program: name }),
+            }
+        }
+        let ring = ebpf
+            .take_map("events")
+            .ok_or(LoadError::MapMissing { name: "events" })?;
+        let ring = RingBuf::try_from(ring).map_err(|source| LoadError::Map {
+            name: "events",
+            source,
+        })?;
+        let stats = ebpf.take_map("tapio_stats").ok_or(LoadError::MapMissing {
+            name: "tapio_stats",
+        })?;
+        let stats = PerCpuArray::try_from(stats).map_err(|source| LoadError::Map {
+            name: "tapio_stats",
+            source,
+        })?;
+        Ok((
+            LoadedObject {
+                observer,
+                ebpf,
+                stats,
+            },
+            ring,
+        ))
+    }
+
+    /// The aya object, for observer-specific programs and maps.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Writes `bytes` into slot 0 of the `tapio_config` carrier.
+    ///
+    /// # Errors
+    /// The carrier is missing, has another value size, or the update failed.
+    pub fn write_config(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
+        let map = self
+            .ebpf
+            .map_mut("tapio_config")
+            .ok_or(LoadError::MapMissing {
+                name: "tapio_config",
+            })?;
+        macro_rules! put {
+            ($($n:literal),*) => {
+                match bytes.len() {
+                    $($n => {
+                        let mut a: Array<&mut MapData, Carrier<$n>> = Array::try_from(map)
+                            .map_err(|source| LoadError::Map { name: "tapio_config", source })?;
+                        let mut v = [0u8; $n];
+                        v.copy_from_slice(bytes);
+                        a.set(0, Carrier(v), 0).map_err(|source| LoadError::Map { name: "tapio_config", source })
+                    })*
+                    _ => Err(LoadError::Map {
+                        name: "tapio_config",
+                        source: aya::maps::MapError::InvalidValueSize { size: bytes.len(), expected: 0 },
+                    }),
+                }
+            };
+        }
+        put!(16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
+    }
+
+    /// Kernel-side counters summed over CPUs, by `tapio_stat` slot.
+    ///
+    /// # Errors
+    /// The map lookup failed.
+    pub fn read_stats(&self) -> Result<[u64; stat::SLOTS as usize], LoadError> {
+        let mut out = [0u64; stat::SLOTS as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let idx = u32::try_from(i).unwrap_or(0);
+            let v = self.stats.get(&idx, 0).map_err(|source| LoadError::Map {
+                name: "tapio_stats",
+                source,
+            })?;
+            *slot = v.iter().sum();
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,129 @@
+//! Observers: one module per eBPF object, each turning its ring records into
+//! classified candidates.
+
+use tapio_common::ebpf::{read_record, RecordHeader, TAPIO_ABI_VERSION};
+use tapio_common::Observer;
+use tapio_wire::CompiledConfig;
+
+use crate::clock::Clock;
+use crate::counters::Counters;
+use crate::fold::Candidate;
+
+pub mod network;
+
+/// Why a ring record was dropped as malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Shorter than its header or its declared size.
+    #[error("record of {len} bytes is truncated")]
+    Truncated {
+        /// Bytes received.
+        len: usize,
+    },
+    /// Declared size differs from the size of its kind.
+    #[error("record kind {kind} declares {declared} bytes, expected {expected}")]
+    SizeMismatch {
+        /// Record kind.
+        kind: u16,
+        /// Declared size.
+        declared: u16,
+        /// Size of that kind.
+        expected: usize,
+    },
+    /// Unknown record kind.
+    #[error("unknown record kind {kind}")]
+    UnknownKind {
+        /// Record kind.
+        kind: u16,
+    },
+    /// Produced by an object speaking another ABI.
+    #[error("record ABI version {version}, expected {TAPIO_ABI_VERSION}")]
+    AbiVersion {
+        /// Version found.
+        version: u32,
+    },
+}
+
+/// Validates the common header of `bytes` for a record kind of `expected`
+/// bytes; the caller has already mapped `kind` to `expected`.
+///
+/// # Errors
+/// Any [`Malformed`] condition.
+pub fn check_header(
+    bytes: &[u8],
+    expected: impl Fn(u16) -> Option<usize>,
+) -> Result<RecordHeader, Malformed> {
+    let hdr: RecordHeader = read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+    if hdr.abi_version != TAPIO_ABI_VERSION {
+        return Err(Malformed::AbiVersion {
+            version: hdr.abi_version,
+        });
+    }
+    let want = expected(hdr.kind).ok_or(Malformed::UnknownKind { kind: hdr.kind })?;
+    if usize::from(hdr.size) != want {
+        return Err(Malformed::SizeMismatch {
+            kind: hdr.kind,
+            declared: hdr.size,
+            expected: want,
+        });
+    }
+    if bytes.len() < want {
+        return Err(Malformed::Truncated { len: bytes.len() });
+    }
+    Ok(hdr)
+}
+
+/// Userspace half of an observer: classification and windows.
+pub trait Classifier: Send {
+    /// Which observer.
+    fn observer(&self) -> Observer;
+
+    /// Classifies one ring record into zero or more candidates.
+    ///
+    /// # Errors
+    /// The record is malformed; the caller counts and drops it.
+    fn record(
+        &mut self,
+        bytes: &[u8],
+        clock: &Clock,
+        out: &mut Vec<Candidate>,
+    ) -> Result<(), Malformed>;
+
+    /// Closes windows that ended before `now_unix_ns`.
+    fn tick(&mut self, _now_unix_ns: u64, _out: &mut Vec<Candidate>) {}
+
+    /// Closes every window (shutdown).
+    fn finish(&mut self, _out: &mut Vec<Candidate>) {}
+
+    /// Takes the userspace part of a new config.
+    fn configure(&mut self, cfg: &CompiledConfig, generation: u64);
+
+    /// Counters the classifier reports drops to.
+    fn set_counters(&mut self, _counters: std::sync::Arc<Counters>) {}
+}
+
+/// The kernel config carrier of an observer: bytes to write into its
+/// `tapio_config` map for a config, or `None` when this observer has no
+/// carrier.
+pub fn carrier_bytes(observer: Observer, cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
+    match observer {
+        Observer::Network => Some(network::carrier(cfg, generation)),
+        Observer::Container | Observer::Storage | Observer::Node => None,
+    }
+}
+
+/// A classifier for `observer`, when this build has one.
+#[must_use]
+pub fn classifier(observer: Observer) -> Option<Box<dyn Classifier>> {
+    match observer {
+        Observer::Network => Some(Box::new(network::NetworkClassifier::default())),
+        Observer::Container | Observer::Storage | Observer::Node => None,
+    }
+}
+
+/// NUL-terminated kernel `comm` bytes as text.
+#[must_use]
+pub fn comm_str(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}

@@ -1,0 +1,226 @@
+//! Network observer: refused and timed-out connects (B1, B2), retransmit
+//! spikes (B3) and RTT degradation (B4) from `network_monitor.o` records.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use tapio_common::ebpf::network::{
+    NetworkConfig, NetworkRecord, CFG_CONNECT, CFG_RETRANSMIT, CFG_RTT, REC_CONNECT_FAILED,
+    REC_F_OWNER_KNOWN, REC_F_RST, REC_RETRANSMIT, REC_RTT_SAMPLE,
+};
+use tapio_common::ebpf::{
+    as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
+};
+use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
+use tapio_wire::{CompiledConfig, NetworkSettings};
+
+use super::{check_header, comm_str, Classifier, Malformed};
+use crate::clock::Clock;
+use crate::counters::{Counters, FactDrop};
+use crate::fold::Candidate;
+
+mod windows;
+pub use windows::{Destination, RetransmitWindows, RttBaselines};
+
+const ECONNREFUSED: i32 = 111;
+const ETIMEDOUT: i32 = 110;
+const AF_INET6: u16 = 10;
+
+/// The `tapio_config` carrier of `network_monitor.o` for `cfg`.
+#[must_use]
+pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Vec<u8> {
+    let n = &cfg.network;
+    let mut flags = 0;
+    if n.enabled {
+        flags |= TAPIO_CFG_ENABLED;
+        if n.connect_failures {
+            flags |= CFG_CONNECT;
+        }
+        if n.retransmits {
+            flags |= CFG_RETRANSMIT;
+        }
+        if n.rtt && n.rtt_sample_interval_ms > 0 {
+            flags |= CFG_RTT;
+        }
+    }
+    let c = NetworkConfig {
+        hdr: ConfigHeader {
+            abi_version: TAPIO_ABI_VERSION,
+            flags,
+            generation,
+        },
+        rtt_sample_interval_ms: n.rtt_sample_interval_ms,
+        _pad0: 0,
+    };
+    as_bytes(&c).to_vec()
+}
+
+/// Classifies network records.
+pub struct NetworkClassifier {
+    settings: NetworkSettings,
+    retransmits: RetransmitWindows,
+    rtt: RttBaselines,
+    counters: Option<Arc<Counters>>,
+}
+
+impl Default for NetworkClassifier {
+    fn default() -> Self {
+        let settings = CompiledConfig::production_default().network;
+        NetworkClassifier {
+            retransmits: RetransmitWindows::new(&settings),
+            rtt: RttBaselines::new(&settings),
+            settings,
+            counters: None,
+        }
+    }
+}
+
+fn addr(family: u16, raw: &[u8; 16]) -> IpAddr {
+    if family == AF_INET6 {
+        IpAddr::V6(Ipv6Addr::from(*raw))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+    }
+}
+
+/// Owner facts (pid = process, tid = thread) when captured at connect.
+fn owner_facts(r: &NetworkRecord, f: &mut Facts) -> bool {
+    let known = r.flags & REC_F_OWNER_KNOWN != 0;
+    if known {
+        f.u64("pid", u64::from(r.tgid))
+            .str("comm", comm_str(&r.comm))
+            .u64("cgroup_id", r.cgroup_id);
+    }
+    known
+}
+
+fn owner_text(r: &NetworkRecord) -> String {
+    if r.flags & REC_F_OWNER_KNOWN != 0 {
+        format!(" pid={} comm={}", r.tgid, comm_str(&r.comm))
+    } else {
+        " owner=unknown".into()
+    }
+}
+
+impl NetworkClassifier {
+    fn connect_failed(&self, r: &NetworkRecord, unix_ns: u64) -> Result<Candidate, FactDrop> {
+        let dst = addr(r.family, &r.daddr);
+        let src = addr(r.family, &r.saddr);
+        let (anomaly, gave_up) = match r.sk_err {
+            ECONNREFUSED => (Anomaly::ConnectionRefused, None),
+            ETIMEDOUT => (Anomaly::ConnectionTimeout, Some("kernel")),
+            0 => (Anomaly::ConnectionTimeout, Some("application")),
+            _ => return Err(FactDrop::ConnectOtherErrno),
+        };
+        let mut key = Facts::with_capacity(8);
+        key.str("dst_addr", dst.to_string())
+            .u64("dst_port", u64::from(r.dport));
+        let known = owner_facts(r, &mut key);
+        let mut detail = Facts::with_capacity(8);
+        if known {
+            detail.u64("tid", u64::from(r.pid));
+        }
+        detail
+            .str("src_addr", src.to_string())
+            .u64("src_port", u64::from(r.sport))
+            .u64("syn_retransmits", u64::from(r.retransmits))
+            .u64("syn_sent_ns", r.duration_ns)
+            .i64("errno", i64::from(r.sk_err));
+        let summary = match gave_up {
+            None => {
+                detail.bool("reset_received", r.flags & REC_F_RST != 0);
+                format!("connect to {dst}:{} refused{}", r.dport, owner_text(r))
+            }
+            Some(side) => {
+                key.str("gave_up", side);
+                format!(
+                    "connect to {dst}:{} timed out ({side} gave up){}",
+                    r.dport,
+                    owner_text(r)
+                )
+            }
+        };
+        Ok(Candidate {
+            anomaly,
+            severity: Severity::Warning,
+            outcome: Outcome::Failure,
+            unix_ns,
+            generation: r.hdr.generation,
+            key,
+            detail,
+            summary,
+            fold: true,
+        })
+    }
+
+    fn drop(&self, r: FactDrop) {
+        if let Some(c) = &self.counters {
+            c.fact_drop(Observer::Network, r);
+        }
+    }
+}
+
+fn record_size(kind: u16) -> Option<usize> {
+    matches!(kind, REC_CONNECT_FAILED | REC_RETRANSMIT | REC_RTT_SAMPLE)
+        .then_some(std::mem::size_of::<NetworkRecord>())
+}
+
+impl Classifier for NetworkClassifier {
+    fn observer(&self) -> Observer {
+        Observer::Network
+    }
+
+    fn record(
+        &mut self,
+        bytes: &[u8],
+        clock: &Clock,
+        out: &mut Vec<Candidate>,
+    ) -> Result<(), Malformed> {
+        let hdr = check_header(bytes, record_size)?;
+        let r: NetworkRecord =
+            read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+        let unix_ns = clock.unix_ns(hdr.ts_boot_ns);
+        let dest = Destination {
+            addr: addr(r.family, &r.daddr),
+            port: r.dport,
+        };
+        match hdr.kind {
+            REC_CONNECT_FAILED => match self.connect_failed(&r, unix_ns) {
+                Ok(c) => out.push(c),
+                Err(d) => self.drop(d),
+            },
+            REC_RETRANSMIT => {
+                if !self.retransmits.add(dest, &r, unix_ns, out) {
+                    self.drop(FactDrop::TableFull);
+                }
+            }
+            _ => {
+                if !self.rtt.sample(dest, &r, unix_ns, out) {
+                    self.drop(FactDrop::TableFull);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, now_unix_ns: u64, out: &mut Vec<Candidate>) {
+        self.retransmits.close_before(now_unix_ns, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Candidate>) {
+        self.retransmits.close_before(u64::MAX, out);
+    }
+
+    fn configure(&mut self, cfg: &CompiledConfig, _generation: u64) {
+        self.settings = cfg.network.clone();
+        self.retransmits.configure(&self.settings);
+        self.rtt.configure(&self.settings);
+    }
+
+    fn set_counters(&mut self, counters: Arc<Counters>) {
+        self.counters = Some(counters);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+//! Startup checks (A1): kernel version, BTF and capabilities, each failure
+//! one line naming what is missing.
+
+use std::path::Path;
+
+/// Capabilities the agent needs, with their bit numbers.
+pub const REQUIRED_CAPS: [(&str, u32); 3] =
+    [("CAP_BPF", 39), ("CAP_PERFMON", 38), ("CAP_NET_ADMIN", 12)];
+
+/// Why this host cannot run the agent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PreflightError {
+    /// Kernel older than 5.8.
+    #[error("kernel {release} is older than 5.8, which the agent needs (ring buffers, CAP_BPF)")]
+    Kernel {
+        /// `uname -r`.
+        release: String,
+    },
+    /// No kernel BTF.
+    #[error(
+        "kernel BTF missing: {path} not readable (kernel built without CONFIG_DEBUG_INFO_BTF)"
+    )]
+    Btf {
+        /// The path looked at.
+        path: String,
+    },
+    /// A capability is not in the effective set.
+    #[error("missing capability {cap} in the effective set (the agent needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)")]
+    Capability {
+        /// The first missing capability.
+        cap: &'static str,
+    },
+}
+
+/// Parses `major.minor` from a kernel release string.
+#[must_use]
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The effective capability mask from `/proc/self/status` text.
+#[must_use]
+pub fn cap_eff(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+}
+
+/// The first required capability missing from `mask`.
+#[must_use]
+pub fn missing_cap(mask: u64) -> Option<&'static str> {
+    REQUIRED_CAPS
+        .iter()
+        .find(|(_, bit)| mask & (1u64 << bit) == 0)
+        .map(|(n, _)| *n)
+}
+
+/// Runs every check against this host.
+///
+/// # Errors
+/// The first check that fails.
+pub fn check_host() -> Result<(), PreflightError> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = release.trim().to_owned();
+    match kernel_version(&release) {
+        Some(v) if v >= (5, 8) => {}
+        _ => return Err(PreflightError::Kernel { release }),
+    }
+    let btf = "/sys/kernel/btf/vmlinux";
+    if std::fs::File::open(Path::new(btf)).is_err() {
+        return Err(PreflightError::Btf { path: btf.into() });
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(cap) = missing_cap(cap_eff(&status).unwrap_or(0)) {
+        return Err(PreflightError::Capability { cap });
+    }
+    Ok(())
+}
+
+/// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
+/// (before 5.11); harmless elsewhere.
+pub fn raise_memlock() {
+    let r = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: r is a valid rlimit; failure only matters on old kernels and
+    // surfaces there as a map creation error with its errno.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kernel_releases() {
+        assert_eq!(kernel_version("6.18.44-fc-v782"), Some((6, 18)));
+        assert_eq!(kernel_version("5.8.0"), Some((5, 8)));
+        assert_eq!(kernel_version("garbage"), None);
+    }
+
+    #[test]
+    fn names_the_first_missing_capability() {
+        let all = (1u64 << 39) | (1 << 38) | (1 << 12);
+        assert_eq!(missing_cap(all), None);
+        assert_eq!(missing_cap(all & !(1 << 39)), Some("CAP_BPF"));
+        assert_eq!(missing_cap(all & !(1 << 12)), Some("CAP_NET_ADMIN"));
+        assert_eq!(
+            cap_eff("Name:\tx\nCapEff:\t000001ffffffffff\n"),
+            Some(0x1ff_ffff_ffff)
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! Agent settings: command-line flags over the TOML file (A7).
+//!
+//! Precedence: a flag beats the TOML file, which beats the built-in
+//! default. Unknown TOML keys are rejected with their name. A missing
+//! default config file is fine; a missing explicit one is an error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::counters::SinkKind;
+use crate::sinks::file::Retention;
+
+/// Default TOML path.
+pub const DEFAULT_CONFIG: &str = "/etc/tapio/tapio.toml";
+/// Default eBPF object directory.
+pub const DEFAULT_EBPF_DIR: &str = "/opt/tapio/ebpf";
+/// Default occurrence directory of the file sink.
+pub const DEFAULT_DATA_DIR: &str = ".tapio/occurrences";
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tapio-agent",
+    version,
+    about = "Tapio node agent: emits kernel.* evidence from eBPF observers",
+    after_help = "Exit codes: 0 clean stop (SIGTERM/SIGINT), 1 runtime failure, 2 bad flags or config, 3 host cannot run the agent (kernel, BTF, capability)."
+)]
+pub struct Args {
+    /// TOML config file [default: /etc/tapio/tapio.toml]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Sink: stdout, file, http, controller or otlp (repeatable) [default: stdout]
+    #[arg(long = "sink", value_name = "NAME")]
+    pub sinks: Vec<String>,
+    /// Directory holding the compiled eBPF objects [default: /opt/tapio/ebpf]
+    #[arg(long, value_name = "PATH")]
+    pub ebpf_dir: Option<PathBuf>,
+    /// File sink output directory [default: .tapio/occurrences]
+    #[arg(long, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP sink endpoint (http://host:port/path)
+    #[arg(long, value_name = "URL")]
+    pub http_endpoint: Option<String>,
+    /// Controller base URL (http://host:port)
+    #[arg(long, value_name = "URL")]
+    pub controller_endpoint: Option<String>,
+    /// Controller heartbeat interval in seconds (minimum 5) [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat_interval: Option<u64>,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    sinks: Option<Vec<String>>,
+    ebpf_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    http_endpoint: Option<String>,
+    controller_endpoint: Option<String>,
+    heartbeat_interval: Option<u64>,
+    log: Option<String>,
+    compiled_config: Option<PathBuf>,
+    shutdown_timeout_ms: Option<u64>,
+    #[serde(default)]
+    file: FileSection,
+    #[serde(default)]
+    metrics: MetricsSection,
+    #[serde(default)]
+    drain: DrainSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSection {
+    max_files: Option<usize>,
+    max_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    enabled: Option<bool>,
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrainSection {
+    tick_ms: Option<u64>,
+    max_records_per_tick: Option<usize>,
+}
+
+/// Why the settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The explicit config file could not be read.
+    #[error("cannot read config `{path}`")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or has unknown keys.
+    #[error("invalid config `{path}`: {message}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// The parser's message, naming the key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Effective agent settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sinks, deduplicated, in the order given.
+    pub sinks: Vec<SinkKind>,
+    /// eBPF object directory.
+    pub ebpf_dir: PathBuf,
+    /// File sink directory.
+    pub data_dir: PathBuf,
+    /// HTTP sink endpoint.
+    pub http_endpoint: Option<String>,
+    /// Controller base URL.
+    pub controller_endpoint: Option<String>,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Log filter level.
+    pub log: tracing::Level,
+    /// File sink retention.
+    pub retention: Retention,
+    /// Metrics endpoint on/off.
+    pub metrics_enabled: bool,
+    /// Metrics listen address.
+    pub metrics_listen: String,
+    /// Drain tick.
+    pub tick: Duration,
+    /// Records drained per pass before yielding.
+    pub max_records_per_tick: usize,
+    /// Deadline for the flush on SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// A CompiledConfig JSON file (`tapio-controller profile compile`
+    /// output) applied instead of the built-in production-default.
+    pub compiled_config: Option<PathBuf>,
+}
+
+fn read_file(args: &Args) -> Result<FileConfig, SettingsError> {
+    let (path, explicit) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(FileConfig::default())
+        }
+        Err(source) => return Err(SettingsError::Read { path, source }),
+    };
+    parse_toml(&path, &text)
+}
+
+/// Parses the TOML text of `path`.
+///
+/// # Errors
+/// Syntax errors and unknown keys, with the key's name and position.
+pub fn parse_toml(path: &Path, text: &str) -> Result<FileConfig, SettingsError> {
+    toml::from_str(text).map_err(|e| SettingsError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_owned()
+            + &e.span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default(),
+    })
+}
+
+impl Settings {
+    /// Merges flags over the file over defaults and validates the result.
+    ///
+    /// # Errors
+    /// Unreadable or invalid config, or invalid values.
+    pub fn resolve(args: &Args) -> Result<Settings, SettingsError> {
+        let file = read_file(args)?;
+        Settings::merge(args, file)
+    }
+
+    /// [`Settings::resolve`] with the file already parsed.
+    ///
+    /// # Errors
+    /// Invalid values.
+    pub fn merge(args: &Args, file: FileConfig) -> Result<Settings, SettingsError> {
+        let names = if args.sinks.is_empty() {
+            file.sinks.unwrap_or_else(|| vec!["stdout".into()])
+        } else {
+            args.sinks.clone()
+        };
+        let mut sinks = Vec::new();
+        for n in &names {
+            let k = SinkKind::parse(n).ok_or_else(|| {
+                SettingsError::Invalid(format!(
+                    "unknown sink `{n}` (expected stdout, file, http, controller or otlp)"
+                ))
+            })?;
+            if !sinks.contains(&k) {
+                sinks.push(k);
+            }
+        }
+        let http_endpoint = args.http_endpoint.clone().or(file.http_endpoint);
+        let controller_endpoint = args
+            .controller_endpoint
+            .clone()
+            .or(file.controller_endpoint);
+        if sinks.contains(&SinkKind::Http) && http_endpoint.is_none() {
+            return Err(SettingsError::Invalid(
+                "sink `http` needs --http-endpoint".into(),
+            ));
+        }
+        if sinks.contains(&SinkKind::Controller) && controller_endpoint.is_none() {
+            return Err(SettingsError::Invalid(
+                "sink `controller` needs --controller-endpoint".into(),
+            ));
+        }
+        let hb = args
+            .heartbeat_interval
+            .or(file.heartbeat_interval)
+            .unwrap_or(10);
+        if hb < 5 {
+            return Err(SettingsError::Invalid(format!(
+                "--heartbeat-interval {hb} is below the minimum of 5 seconds"
+            )));
+        }
+        let log = match file.log.as_deref().unwrap_or("info") {
+            "error" => tracing::Level::ERROR,
+            "warn" => tracing::Level::WARN,
+            "info" => tracing::Level::INFO,
+            "debug" => tracing::Level::DEBUG,
+            "trace" => tracing::Level::TRACE,
+            other => {
+                return Err(SettingsError::Invalid(format!(
+                    "log level `{other}` is not one of error, warn, info, debug, trace"
+                )))
+            }
+        };
+        let tick_ms = file.drain.tick_ms.unwrap_or(100);
+        if !(10..=1000).contains(&tick_ms) {
+            return Err(SettingsError::Invalid(format!(
+                "drain.tick_ms {tick_ms} is outside 10..=1000"
+            )));
+        }
+        let max_records = file.drain.max_records_per_tick.unwrap_or(8192);
+        if max_records == 0 {
+            return Err(SettingsError::Invalid(
+                "drain.max_records_per_tick must be at least 1".into(),
+            ));
+        }
+        let defaults = Retention::default();
+        let retention = Retention {
+            max_files: file.file.max_files.unwrap_or(defaults.max_files),
+            max_age: file
+                .file
+                .max_age_secs
+                .map_or(defaults.max_age, Duration::from_secs),
+        };
+        if retention.max_files == 0 {
+            return Err(SettingsError::Invalid(
+                "file.max_files must be at least 1".into(),
+            ));
+        }
+        Ok(Settings {
+            sinks,
+            ebpf_dir: args
+                .ebpf_dir
+                .clone()
+                .or(file.ebpf_dir)
+                .unwrap_or_else(|| DEFAULT_EBPF_DIR.into()),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            http_endpoint,
+            controller_endpoint,
+            heartbeat_interval: Duration::from_secs(hb),
+            log,
+            retention,
+            metrics_enabled: file.metrics.enabled.unwrap_or(false),
+            metrics_listen: file
+                .metrics
+                .listen
+                .unwrap_or_else(|| "127.0.0.1:9464".into()),
+            tick: Duration::from_millis(tick_ms),
+            max_records_per_tick: max_records,
+            shutdown_timeout: Duration::from_millis(file.shutdown_timeout_ms.unwrap_or(5000)),
+            compiled_config: file.compiled_config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Args {
+        let mut all = vec!["tapio-agent"];
+        all.extend_from_slice(v);
+        Args::parse_from(all)
+    }
+
+    fn toml_err(text: &str) -> String {
+        parse_toml(Path::new("t.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        assert!(
+            toml_err("sinkz = [\"stdout\"]").contains("sinkz"),
+            "{}",
+            toml_err("sinkz = 1")
+        );
+        assert!(toml_err("[metrics]\nenable = true").contains("enable"));
+        assert!(toml_err("[drain]\ntick = 5").contains("tick"));
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let f = parse_toml(
+            Path::new("t"),
+            "sinks = [\"file\"]\ndata_dir = \"/a\"\nheartbeat_interval = 30",
+        )
+        .unwrap();
+        let s = Settings::merge(&args(&["--sink", "stdout", "--data-dir", "/b"]), f).unwrap();
+        assert_eq!(s.sinks, vec![SinkKind::Stdout]);
+        assert_eq!(s.data_dir, PathBuf::from("/b"));
+        assert_eq!(s.heartbeat_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn defaults_are_standalone_stdout() {
+        let s = Settings::merge(&args(&[]), FileConfig::default()).unwrap();
+        assert_eq!(s.sinks, vec![SinkKind::Stdout]);
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(!s.metrics_enabled);
+        assert_eq!(s.metrics_listen, "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn invalid_values_say_what_is_wrong() {
+        let e = Settings::merge(&args(&["--heartbeat-interval", "4"]), FileConfig::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("minimum of 5"));
+        let e = Settings::merge(&args(&["--sink", "kafka"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("unknown sink `kafka`"));
+        let e = Settings::merge(&args(&["--sink", "http"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--http-endpoint"));
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_missing_explicit_file_is_not() {
+        let s = Settings::resolve(&args(&["--config", "/nonexistent/tapio.toml"]));
+        assert!(matches!(s, Err(SettingsError::Read { .. })));
+    }
+}

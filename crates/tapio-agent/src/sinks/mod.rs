@@ -1,0 +1,177 @@
+//! Sinks behind bounded queues: the drain loop hands occurrences over with
+//! `try_send` and never waits (A5).
+//!
+//! ## Design constraints
+//! - Each sink runs on its own thread behind a queue of
+//!   [`QUEUE_CAPACITY`] occurrences. Full queue: the occurrence is dropped
+//!   for that sink only and counted (`queue_full`); other sinks still get it.
+//! - A worker batches up to [`MAX_BATCH`] occurrences or [`BATCH_LINGER`],
+//!   whichever comes first; a failed batch is counted (`write_failed`).
+//! - Shutdown closes the queues; workers write what is queued and flush
+//!   until the deadline; what is left then is counted
+//!   (`shutdown_deadline`).
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tapio_common::{Occurrence, Sink};
+
+use crate::counters::{Counters, SinkDrop, SinkKind};
+
+pub mod file;
+pub mod stdout;
+
+/// Occurrences queued per sink.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Largest batch handed to a sink.
+pub const MAX_BATCH: usize = 256;
+/// Longest a partial batch waits for more.
+pub const BATCH_LINGER: Duration = Duration::from_millis(50);
+/// Deadline of one batch write.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+
+struct Worker {
+    kind: SinkKind,
+    tx: SyncSender<Arc<Occurrence>>,
+    done: Mutex<Receiver<()>>,
+    thread: JoinHandle<()>,
+}
+
+/// Hands occurrences to every configured sink.
+pub struct Fanout {
+    workers: Vec<Worker>,
+    counters: Arc<Counters>,
+}
+
+impl Fanout {
+    /// Starts one worker thread per sink.
+    ///
+    /// # Errors
+    /// A worker thread could not be spawned.
+    pub fn start(
+        sinks: Vec<(SinkKind, Box<dyn Sink>)>,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<Self> {
+        let mut workers = Vec::with_capacity(sinks.len());
+        for (kind, sink) in sinks {
+            let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+            let (done_tx, done) = mpsc::sync_channel(1);
+            let c = Arc::clone(&counters);
+            let thread = std::thread::Builder::new()
+                .name(format!("sink-{}", kind.as_str()))
+                .spawn(move || {
+                    run_worker(kind, sink, &rx, &c);
+                    let _ = done_tx.send(());
+                })?;
+            workers.push(Worker {
+                kind,
+                tx,
+                done: Mutex::new(done),
+                thread,
+            });
+        }
+        Ok(Fanout { workers, counters })
+    }
+
+    /// Counts and hands `occ` to every sink without waiting.
+    pub fn emit(&self, occ: Occurrence) {
+        let facts = match occ.data.get("count") {
+            Some(tapio_common::Fact::U64(n)) => *n,
+            _ => 1,
+        };
+        self.counters.anomaly(occ.anomaly, facts);
+        let occ = Arc::new(occ);
+        for w in &self.workers {
+            match w.tx.try_send(Arc::clone(&occ)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.counters.sink_drop(w.kind, SinkDrop::QueueFull, 1);
+                }
+            }
+        }
+    }
+
+    /// Closes the queues and waits for the workers until `deadline`.
+    /// Returns the sinks that did not finish in time.
+    pub fn shutdown(self, deadline: Instant) -> Vec<SinkKind> {
+        let mut late = Vec::new();
+        let mut waiting = Vec::new();
+        for w in self.workers {
+            drop(w.tx);
+            waiting.push((w.kind, w.done, w.thread));
+        }
+        for (kind, done, thread) in waiting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let finished = done
+                .into_inner()
+                .map(|d| d.recv_timeout(left).is_ok())
+                .unwrap_or(false);
+            if finished {
+                let _ = thread.join();
+            } else {
+                late.push(kind);
+            }
+        }
+        late
+    }
+}
+
+fn run_worker(
+    kind: SinkKind,
+    mut sink: Box<dyn Sink>,
+    rx: &Receiver<Arc<Occurrence>>,
+    c: &Counters,
+) {
+    let mut batch: Vec<Occurrence> = Vec::with_capacity(MAX_BATCH);
+    let mut open = true;
+    while open {
+        match rx.recv() {
+            Ok(o) => batch.push(Arc::unwrap_or_clone(o)),
+            Err(_) => break,
+        }
+        let linger_until = Instant::now() + BATCH_LINGER;
+        while batch.len() < MAX_BATCH {
+            let left = linger_until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(o) => batch.push(Arc::unwrap_or_clone(o)),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        write(kind, sink.as_mut(), &mut batch, c);
+    }
+    let _ = sink.flush(Instant::now() + WRITE_DEADLINE);
+}
+
+fn write(kind: SinkKind, sink: &mut dyn Sink, batch: &mut Vec<Occurrence>, c: &Counters) {
+    if batch.is_empty() {
+        return;
+    }
+    let ok = match sink.write_batch(batch, Instant::now() + WRITE_DEADLINE) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(sink = kind.as_str(), error = %error_chain(&e), lost = batch.len(), "sink write failed");
+            c.sink_drop(kind, SinkDrop::WriteFailed, batch.len() as u64);
+            false
+        }
+    };
+    c.sink_write(kind, ok);
+    batch.clear();
+}
+
+/// `error: cause: cause` on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,110 @@
+//! Shared agent state: observer states, the applied config, and the status
+//! file the CLI reads.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tapio_common::status::{AgentStatus, ObserverState, ObserverStatus, STATUS_FILE};
+use tapio_common::time::format_rfc3339_millis;
+use tapio_common::Observer;
+
+use crate::clock::Clock;
+use crate::counters::Counters;
+
+/// The config the agent has applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedConfig {
+    /// Generation; 0 while unconfigured.
+    pub generation: u64,
+    /// Content hash; empty while unconfigured or when a carrier failed.
+    pub hash: String,
+}
+
+/// Agent-wide state shared by the tasks.
+pub struct AgentState {
+    started_unix_ns: u64,
+    observers: Mutex<Vec<ObserverStatus>>,
+    applied: Mutex<AppliedConfig>,
+    /// Counters.
+    pub counters: Arc<Counters>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AgentState {
+    /// Every observer starts `unavailable` with reason "not started".
+    #[must_use]
+    pub fn new(counters: Arc<Counters>) -> Self {
+        AgentState {
+            started_unix_ns: Clock::unix_now(),
+            observers: Mutex::new(
+                Observer::ALL
+                    .iter()
+                    .map(|o| ObserverStatus {
+                        name: o.as_str().into(),
+                        state: ObserverState::Unavailable,
+                        reason: Some("not started".into()),
+                    })
+                    .collect(),
+            ),
+            applied: Mutex::new(AppliedConfig::default()),
+            counters,
+        }
+    }
+
+    /// Sets an observer's state.
+    pub fn set_observer(&self, o: Observer, state: ObserverState, reason: Option<String>) {
+        let mut obs = lock(&self.observers);
+        if let Some(s) = obs.iter_mut().find(|s| s.name == o.as_str()) {
+            s.state = state;
+            s.reason = reason;
+        }
+    }
+
+    /// Observer states.
+    #[must_use]
+    pub fn observers(&self) -> Vec<ObserverStatus> {
+        lock(&self.observers).clone()
+    }
+
+    /// Records the applied config.
+    pub fn set_applied(&self, a: AppliedConfig) {
+        *lock(&self.applied) = a;
+    }
+
+    /// The applied config.
+    #[must_use]
+    pub fn applied(&self) -> AppliedConfig {
+        lock(&self.applied).clone()
+    }
+
+    /// The status document.
+    #[must_use]
+    pub fn status(&self) -> AgentStatus {
+        let applied = self.applied();
+        AgentStatus {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started_at: format_rfc3339_millis(self.started_unix_ns),
+            updated_at: format_rfc3339_millis(Clock::unix_now()),
+            config_generation: applied.generation,
+            config_hash: applied.hash,
+            observers: self.observers(),
+            counters: self.counters.snapshot(),
+        }
+    }
+
+    /// Writes the status file into `dir` atomically.
+    ///
+    /// # Errors
+    /// The temp file could not be written or renamed.
+    pub fn write_status_file(&self, dir: &Path) -> std::io::Result<()> {
+        let body = serde_json::to_vec_pretty(&self.status()).map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{STATUS_FILE}.tmp"));
+        std::fs::write(&tmp, body)?;
+        std::fs::rename(tmp, dir.join(STATUS_FILE))
+    }
+}
