@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::counters::{Counters, SinkKind};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
 use crate::loader::{kernel_btf, LoadedObject};
-use crate::observers::classifier;
+use crate::observers::{attach_special, classifier};
 use crate::settings::Settings;
 use crate::sinks::file::FileSink;
 use crate::sinks::stdout::StdoutSink;
@@ -131,7 +131,11 @@ pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunE
             failures.push(format!("{o}: {reason}"));
             continue;
         };
-        match LoadedObject::load(&settings.ebpf_dir, o, &btf, false) {
+        let loaded = LoadedObject::load(&settings.ebpf_dir, o, &btf, o == Observer::Node)
+            .map_err(|e| error_chain(&e));
+        let loaded =
+            loaded.and_then(|(mut obj, ring)| attach_special(o, &mut obj).map(|()| (obj, ring)));
+        match loaded {
             Ok((obj, ring)) => {
                 let task = ObserverTask::new(
                     obj,
@@ -153,8 +157,7 @@ pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunE
                     applied_tx.clone(),
                 )));
             }
-            Err(e) => {
-                let reason = error_chain(&e);
+            Err(reason) => {
                 tracing::warn!(observer = %o, reason = %reason, "observer unavailable");
                 state.set_observer(o, ObserverState::Unavailable, Some(reason.clone()));
                 failures.push(format!("{o}: {reason}"));

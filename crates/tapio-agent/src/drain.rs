@@ -169,13 +169,16 @@ impl ObserverTask {
         }
     }
 
-    fn read_kernel_stats(&self) {
+    fn read_kernel_stats(&mut self) {
         match self.obj.read_stats() {
-            Ok(s) => self.state.counters.set_kernel_totals(
-                self.obj.observer,
-                s[stat::LOST as usize],
-                s[stat::ABI_MISMATCH as usize],
-            ),
+            Ok(s) => {
+                self.state.counters.set_kernel_totals(
+                    self.obj.observer,
+                    s[stat::LOST as usize],
+                    s[stat::ABI_MISMATCH as usize],
+                );
+                self.classifier.kernel_stats(&s);
+            }
             Err(e) => {
                 tracing::warn!(observer = %self.obj.observer, error = %error_chain(&e), "kernel stats unreadable")
             }

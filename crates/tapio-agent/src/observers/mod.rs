@@ -9,7 +9,10 @@ use crate::clock::Clock;
 use crate::counters::Counters;
 use crate::fold::Candidate;
 
+pub mod container;
 pub mod network;
+pub mod node;
+pub mod storage;
 
 /// Why a ring record was dropped as malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +103,11 @@ pub trait Classifier: Send {
 
     /// Counters the classifier reports drops to.
     fn set_counters(&mut self, _counters: std::sync::Arc<Counters>) {}
+
+    /// The object's kernel-side counters (`tapio_stats`, summed over CPUs),
+    /// read about once a second; observers mirror their own slots (e.g.
+    /// storage correlation drops) into [`Counters`].
+    fn kernel_stats(&mut self, _stats: &[u64]) {}
 }
 
 /// The kernel config carrier of an observer: bytes to write into its
@@ -108,7 +116,9 @@ pub trait Classifier: Send {
 pub fn carrier_bytes(observer: Observer, cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
     match observer {
         Observer::Network => Some(network::carrier(cfg, generation)),
-        Observer::Container | Observer::Storage | Observer::Node => None,
+        Observer::Container => container::carrier(cfg, generation),
+        Observer::Storage => storage::carrier(cfg, generation),
+        Observer::Node => node::carrier(cfg, generation),
     }
 }
 
@@ -117,7 +127,24 @@ pub fn carrier_bytes(observer: Observer, cfg: &CompiledConfig, generation: u64) 
 pub fn classifier(observer: Observer) -> Option<Box<dyn Classifier>> {
     match observer {
         Observer::Network => Some(Box::new(network::NetworkClassifier::default())),
-        Observer::Container | Observer::Storage | Observer::Node => None,
+        Observer::Container => container::classifier(),
+        Observer::Storage => storage::classifier(),
+        Observer::Node => node::classifier(),
+    }
+}
+
+/// Attaches what the generic loader leaves detached (perf-event programs
+/// of the node observer); `Err` is the reason the observer is unavailable.
+///
+/// # Errors
+/// The observer cannot run on this host; the text says why (errno, event).
+pub fn attach_special(
+    observer: Observer,
+    obj: &mut crate::loader::LoadedObject,
+) -> Result<(), String> {
+    match observer {
+        Observer::Node => node::attach(obj),
+        Observer::Network | Observer::Container | Observer::Storage => Ok(()),
     }
 }
 

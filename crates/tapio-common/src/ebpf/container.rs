@@ -1,0 +1,1 @@
+//! Container observer ABI (`ebpf/container_monitor.h`).

@@ -1,0 +1,1 @@
+//! Node observer ABI (`ebpf/node_pmc_monitor.h`).

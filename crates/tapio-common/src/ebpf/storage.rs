@@ -1,0 +1,1 @@
+//! Storage observer ABI (`ebpf/storage_monitor.h`).
