@@ -89,7 +89,7 @@ impl RetransmitWindows {
             return true;
         }
         if let Some(w) = self.open.get(&d) {
-            if unix_ns >= w.start_ns + self.window_ns {
+            if unix_ns >= w.start_ns.saturating_add(self.window_ns) {
                 let w = self.open.remove(&d);
                 if let Some(w) = w {
                     self.close(d, w, out);
@@ -133,7 +133,9 @@ impl RetransmitWindows {
         let done: Vec<Destination> = self
             .open
             .iter()
-            .filter(|(_, w)| now_unix_ns == u64::MAX || w.start_ns + self.window_ns <= now_unix_ns)
+            .filter(|(_, w)| {
+                now_unix_ns == u64::MAX || w.start_ns.saturating_add(self.window_ns) <= now_unix_ns
+            })
             .map(|(d, _)| *d)
             .collect();
         for d in done {
@@ -147,7 +149,7 @@ impl RetransmitWindows {
         if w.count < self.threshold {
             return;
         }
-        let end = w.start_ns + self.window_ns;
+        let end = w.start_ns.saturating_add(self.window_ns);
         let mut key = Facts::with_capacity(4);
         key.str("dst_addr", d.addr.to_string())
             .u64("dst_port", u64::from(d.port));
@@ -295,7 +297,7 @@ impl RttBaselines {
             return true;
         }
         if b.last_report_ns
-            .is_some_and(|t| unix_ns < t + self.report_ns)
+            .is_some_and(|t| unix_ns < t.saturating_add(self.report_ns))
         {
             return true;
         }
