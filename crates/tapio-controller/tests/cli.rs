@@ -1,0 +1,85 @@
+//! `tapio-controller profile validate|compile` and exit codes.
+
+mod util;
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(util::BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const VALID: &str = "apiVersion: tapio.dev/v1\nkind: EvidenceProfile\nmetadata:\n  name: production-default\nspec:\n  base: production-default\n";
+
+#[test]
+fn validate_and_compile_a_valid_profile() {
+    let dir = util::temp_dir("cli-valid");
+    let f = dir.join("p.yaml");
+    std::fs::write(&f, VALID).unwrap();
+    let f = f.to_str().unwrap();
+    let (code, out, _) = run(&["profile", "validate", f]);
+    assert_eq!(code, 0);
+    let hash = tapio_wire::CompiledConfig::production_default().content_hash();
+    assert!(out.contains("valid") && out.contains(&hash), "{out}");
+    let (code, out, _) = run(&["profile", "compile", f]);
+    assert_eq!(code, 0);
+    let (json, tail) = out.rsplit_once("\nhash: ").unwrap();
+    let c: tapio_wire::CompiledConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(c, tapio_wire::CompiledConfig::production_default());
+    assert_eq!(tail.trim(), hash);
+}
+
+#[test]
+fn invalid_profile_lists_every_problem_and_exits_1() {
+    let dir = util::temp_dir("cli-invalid");
+    let f = dir.join("p.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: tapio.dev/v1\nkind: EvidenceProfile\nmetadata: {name: x}\nspec:\n  storage:\n    latencyWarningUs: 0\n    bogus: true\n  gpu: {}\n",
+    )
+    .unwrap();
+    for sub in ["validate", "compile"] {
+        let (code, out, err) = run(&["profile", sub, f.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(out.is_empty());
+        assert!(err.contains("3 problems"), "{err}");
+        assert!(
+            err.contains("6:23: `spec.storage.latencyWarningUs`: 0 is out of range"),
+            "{err}"
+        );
+        assert!(
+            err.contains("7:5: `spec.storage.bogus`: unknown field"),
+            "{err}"
+        );
+        assert!(err.contains("8:3: `spec.gpu`: unknown observer"), "{err}");
+    }
+}
+
+#[test]
+fn missing_file_exits_3_and_usage_error_exits_2() {
+    let (code, _, err) = run(&["profile", "validate", "/nonexistent/p.yaml"]);
+    assert_eq!(code, 3);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/p.yaml"));
+    assert_eq!(run(&["--no-such-flag"]).0, 2);
+    assert_eq!(run(&["profile", "validate"]).0, 2);
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes:"));
+}
+
+#[test]
+fn invalid_profile_at_start_exits_1_and_bad_listen_exits_3() {
+    let dir = util::temp_dir("cli-start");
+    let f = dir.join("p.yaml");
+    std::fs::write(&f, "kind: nope\n").unwrap();
+    let (code, _, err) = run(&["--listen", "127.0.0.1:0", "--profile", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run(&["--listen", "192.0.2.1:1"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+}
