@@ -67,7 +67,7 @@ impl Style {
             Paint::Dim => "2",
             Paint::Bold => "1",
         };
-        if self.colour {
+        if self.colour && !text.trim().is_empty() {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
             text.to_owned()

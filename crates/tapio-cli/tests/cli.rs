@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use util::*;
 
@@ -407,14 +407,14 @@ fn watch_follows_new_files_and_filters_by_observer() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    watchdog(child.id(), 30);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(
         first.ends_with(" warning kernel.network.connection_refused count=1 dst_port=1"),
         "{first}"
     );
-    // A container occurrence is filtered out; a network one shows up, and so does one written
-    // late (its ULID time before the previous file's).
+    // A container occurrence is filtered out; a network one shows up.
     put(
         &d,
         now_ms + 100,
@@ -438,7 +438,8 @@ fn watch_follows_new_files_and_filters_by_observer() {
         second.ends_with(" kernel.network.connection_timeout count=1 dst_port=2"),
         "{second}"
     );
-    // Atomic write as the agent does it: a dot-prefixed temp file, then rename.
+    // Written late (its ULID time is before the previous file's), atomically as the agent
+    // does it: a dot-prefixed temp file, then rename. Still shown, once.
     let id = ulid(now_ms + 50, 4);
     let tmp = d.join(format!(".{id}.json.tmp"));
     let mut f = std::fs::File::create(&tmp).unwrap();
@@ -488,6 +489,7 @@ fn watch_json_prints_documents() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    watchdog(child.id(), 30);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let v: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(v["id"], id);
@@ -553,5 +555,49 @@ fn scale_100k_files() {
         );
     }
     let _ = std::fs::remove_dir_all(&d);
-    let _ = Duration::ZERO;
+}
+
+// A FIFO with an occurrence name used to be a way to hang a reader on open().
+#[test]
+fn fifo_in_the_data_dir_does_not_hang() {
+    let d = tempdir("fifo");
+    put(
+        &d,
+        NOW_MS - MIN,
+        1,
+        "kernel.node.cpu_stall",
+        "warning",
+        "CPU_STALL",
+        r#","stall_ratio_pct":80"#,
+    );
+    let fifo = d.join(format!("{}.json", ulid(NOW_MS - MIN, 2)));
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = tapio(&d, &["recent", "--since", "5m"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_text(
+        &stdout(&o),
+        "2026-04-03T14:29:00.000Z warning kernel.node.cpu_stall count=1 stall_ratio_pct=80\n",
+    );
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "tapio: skipped 1 of 2 files in `{}`: 1 irregular (not a regular file)\n",
+            d.display()
+        )
+    );
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let o = Command::new(bin()).arg("--help").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains(
+        "Exit codes: 0 success (also when stdout closes early), 1 runtime error, 2 usage error, 3 data directory missing."
+    ));
+    let o = Command::new(bin()).arg("--bogus").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }

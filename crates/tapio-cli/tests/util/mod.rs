@@ -135,3 +135,12 @@ pub fn assert_text(actual: &str, expected: &str) {
     }
     panic!("output differs (- expected, + actual):\n{diff}");
 }
+
+/// Kills process `pid` after `secs` seconds so a test that waits on its output
+/// fails instead of hanging.
+pub fn watchdog(pid: u32, secs: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    });
+}
