@@ -357,3 +357,69 @@ impl<'a> Tools<'a> {
 fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_parse_and_follow_the_negotiated_version() {
+        let tools = Tools::new(Path::new("/nonexistent"));
+        let names: Vec<&str> = tools
+            .defs
+            .iter()
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "recent_anomalies",
+                "node_health",
+                "count_by_type",
+                "get_occurrence"
+            ]
+        );
+        for d in tools.list("2025-06-18") {
+            assert_eq!(d["inputSchema"]["type"], "object", "{d}");
+            assert_eq!(d["outputSchema"]["type"], "object", "{d}");
+            assert_eq!(d["annotations"]["readOnlyHint"], true, "{d}");
+        }
+        for d in tools.list("2025-03-26") {
+            assert!(d.get("outputSchema").is_none() && d.get("annotations").is_some());
+        }
+        for d in tools.list("2024-11-05") {
+            let keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["description", "inputSchema", "name"]);
+        }
+    }
+
+    #[test]
+    fn missing_data_dir_is_a_tool_error_not_a_protocol_error() {
+        let tools = Tools::new(Path::new("/nonexistent-tapio"));
+        let r = tools
+            .call("node_health", &Map::new(), "2025-06-18")
+            .unwrap();
+        assert_eq!(r["isError"], true);
+        assert_eq!(
+            r["content"][0]["text"],
+            "no data directory at `/nonexistent-tapio`: the agent writes occurrences there when run with --sink=file"
+        );
+    }
+
+    #[test]
+    fn ids_that_are_not_ulids_never_become_paths() {
+        let tools = Tools::new(Path::new("/"));
+        for id in [
+            "../etc/passwd",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA/",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV/../x",
+        ] {
+            let mut args = Map::new();
+            args.insert("id".into(), id.into());
+            let e = tools
+                .call("get_occurrence", &args, "2025-06-18")
+                .unwrap_err();
+            assert_eq!(e.code, -32602, "{id}");
+        }
+    }
+}
