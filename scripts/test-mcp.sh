@@ -28,12 +28,21 @@ if [[ -z "${TAPIO_BIN:-}" ]]; then
 fi
 [[ -x "$TAPIO_BIN" ]] || fail "no tapio binary at $TAPIO_BIN"
 
-if ! "$venv/bin/python" -c 'import mcp' 2>/dev/null; then
+py=$venv/bin/python
+if ! "$py" -c 'import mcp.client.stdio' 2>/dev/null; then
     echo "test-mcp: installing the MCP Python SDK ($sdk_spec) into $venv" >&2
-    python3 -m venv "$venv" || fail "python3 -m venv failed (install python3-venv)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$sdk_spec" \
-        || fail "pip install $sdk_spec failed"
+    if python3 -m venv "$venv"; then
+        "$py" -m pip install --quiet --disable-pip-version-check "$sdk_spec" \
+            || fail "pip install $sdk_spec failed"
+    else
+        # No venv module (Debian without python3-venv): install for this user instead.
+        echo "test-mcp: python3 -m venv failed; installing with pip --user" >&2
+        py=python3
+        "$py" -m pip install --quiet --disable-pip-version-check --user "$sdk_spec" \
+            || "$py" -m pip install --quiet --disable-pip-version-check --user --break-system-packages "$sdk_spec" \
+            || fail "pip install $sdk_spec failed"
+    fi
 fi
-echo "test-mcp: mcp SDK $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')" >&2
+echo "test-mcp: mcp SDK $("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))')" >&2
 
-exec "$venv/bin/python" "$root/tests/mcp/test_mcp.py" "$TAPIO_BIN"
+exec "$py" "$root/tests/mcp/test_mcp.py" "$TAPIO_BIN"
