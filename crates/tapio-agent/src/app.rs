@@ -134,7 +134,9 @@ pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunE
         let loaded = LoadedObject::load(&settings.ebpf_dir, o, &btf, o == Observer::Node)
             .map_err(|e| error_chain(&e));
         let loaded =
-            loaded.and_then(|(mut obj, ring)| attach_special(o, &mut obj).map(|()| (obj, ring)));
+            loaded.and_then(|(mut obj, ring)| {
+                attach_special(o, &mut obj, &settings).map(|()| (obj, ring))
+            });
         match loaded {
             Ok((obj, ring)) => {
                 let task = ObserverTask::new(

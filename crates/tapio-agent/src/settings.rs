@@ -50,6 +50,10 @@ pub struct Args {
     /// Controller heartbeat interval in seconds (minimum 5) [default: 10]
     #[arg(long, value_name = "SECONDS")]
     pub heartbeat_interval: Option<u64>,
+    /// Test only, never a default: drive the node observer's BPF program
+    /// and maps with software perf events, labelled `software-test`.
+    #[arg(long, hide = true, value_name = "MODE", value_parser = ["software"])]
+    pub node_pmc_test_mode: Option<String>,
 }
 
 /// The TOML file.
@@ -151,6 +155,8 @@ pub struct Settings {
     /// A CompiledConfig JSON file (`tapio-controller profile compile`
     /// output) applied instead of the built-in production-default.
     pub compiled_config: Option<PathBuf>,
+    /// `--node-pmc-test-mode software`: node counters from software events.
+    pub node_pmc_software_test: bool,
 }
 
 fn read_file(args: &Args) -> Result<FileConfig, SettingsError> {
@@ -300,6 +306,7 @@ impl Settings {
             max_records_per_tick: max_records,
             shutdown_timeout: Duration::from_millis(file.shutdown_timeout_ms.unwrap_or(5000)),
             compiled_config: file.compiled_config,
+            node_pmc_software_test: args.node_pmc_test_mode.is_some(),
         })
     }
 }

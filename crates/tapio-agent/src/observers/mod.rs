@@ -141,9 +141,10 @@ pub fn classifier(observer: Observer) -> Option<Box<dyn Classifier>> {
 pub fn attach_special(
     observer: Observer,
     obj: &mut crate::loader::LoadedObject,
+    settings: &crate::settings::Settings,
 ) -> Result<(), String> {
     match observer {
-        Observer::Node => node::attach(obj),
+        Observer::Node => node::attach(obj, settings),
         Observer::Network | Observer::Container | Observer::Storage => Ok(()),
     }
 }

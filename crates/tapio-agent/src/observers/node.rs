@@ -20,6 +20,9 @@ pub fn carrier(_cfg: &CompiledConfig, _generation: u64) -> Option<Vec<u8>> {
 ///
 /// # Errors
 /// Why the observer cannot run on this host.
-pub fn attach(_obj: &mut crate::loader::LoadedObject) -> Result<(), String> {
+pub fn attach(
+    _obj: &mut crate::loader::LoadedObject,
+    _settings: &crate::settings::Settings,
+) -> Result<(), String> {
     Ok(())
 }
