@@ -141,8 +141,11 @@ impl LoadedObject {
                     p.load().map_err(|e| err("load", e))?;
                     p.attach(&name).map_err(|e| err("attach", e))?;
                 }
-                _ if skip_other => {}
+                _ if skip_other => continue,
                 _ => return Err(LoadError::UnsupportedProgram { program: name }),
+            }
+            if let Ok(info) = prog.info() {
+                tracing::info!(observer = %observer, program = %name, id = info.id(), "program attached");
             }
         }
         let ring = ebpf
