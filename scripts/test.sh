@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One command for the whole test suite (what .ci/run calls): unit and
+# integration tests, the real-kernel tests (root: they load the real eBPF
+# objects and provoke real faults), the MCP conformance test with the
+# official Python SDK, and the smoke tests. Under CI=true a missing tool or
+# privilege fails the run instead of skipping.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh: the real-kernel tests need root" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi
+step() { printf '\n=== %s ===\n' "$*"; }
+step "system packages"; scripts/install-deps.sh
+step "eBPF objects"; scripts/build-ebpf.sh target/bpf
+step "cargo test --workspace"; cargo test --workspace
+step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
+step "profile fuzzing (bounded)"; scripts/fuzz-profile.sh
+step "smoke: eBPF network"; scripts/smoke-ebpf-network.sh
+echo
+echo "test.sh: all steps passed"
