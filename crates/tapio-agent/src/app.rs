@@ -10,15 +10,19 @@ use tapio_wire::CompiledConfig;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+use crate::config_source::{disabled_by, read_compiled, ApplyTracker, LocalFile, Tracked};
+use crate::controller::{agent_identity, ControllerLink};
 use crate::counters::{Counters, SinkKind};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
 use crate::loader::{kernel_btf, LoadedObject};
 use crate::observers::{attach_special, classifier};
 use crate::settings::Settings;
+use crate::sinks::controller::ControllerSink;
 use crate::sinks::file::FileSink;
+use crate::sinks::http::HttpSink;
 use crate::sinks::stdout::StdoutSink;
 use crate::sinks::{error_chain, Fanout};
-use crate::state::{AgentState, AppliedConfig};
+use crate::state::AgentState;
 
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +61,14 @@ pub enum RunError {
     },
 }
 
-fn open_sinks(s: &Settings) -> Result<Vec<(SinkKind, Box<dyn Sink>)>, RunError> {
+/// The configured sinks, labelled.
+type SinkList = Vec<(SinkKind, Box<dyn Sink>)>;
+
+fn open_sinks(
+    s: &Settings,
+    link: Option<&Arc<ControllerLink>>,
+    counters: &Arc<Counters>,
+) -> Result<SinkList, RunError> {
     let mut out: Vec<(SinkKind, Box<dyn Sink>)> = Vec::new();
     for &k in &s.sinks {
         let sink: Box<dyn Sink> = match k {
@@ -70,56 +81,122 @@ fn open_sinks(s: &Settings) -> Result<Vec<(SinkKind, Box<dyn Sink>)>, RunError> 
                     })?,
                 )
             }
-            SinkKind::Http | SinkKind::Controller | SinkKind::Otlp => {
-                return Err(RunError::SinkUnavailable(k.as_str()))
-            }
+            SinkKind::Http => Box::new(
+                HttpSink::new(s.http_endpoint.as_deref().unwrap_or_default()).map_err(|e| {
+                    RunError::Sink {
+                        sink: "http",
+                        source: Box::new(e),
+                    }
+                })?,
+            ),
+            SinkKind::Controller => match link {
+                Some(l) => Box::new(ControllerSink::new(Arc::clone(l), Arc::clone(counters))),
+                None => return Err(RunError::SinkUnavailable(k.as_str())),
+            },
+            SinkKind::Otlp => return Err(RunError::SinkUnavailable(k.as_str())),
         };
         out.push((k, sink));
     }
     Ok(out)
 }
 
-/// The config a standalone agent starts with: the local CompiledConfig
-/// file when one is set, else the built-in production-default.
+/// The config the agent starts with: the local CompiledConfig file when one
+/// is set, else the built-in production-default; `None` in controller mode
+/// (a controller endpoint is set): the observers stay inert (all-zeros
+/// carriers) until the controller's config arrives.
 ///
 /// # Errors
 /// The file cannot be read or is not a CompiledConfig.
-pub fn initial_config(settings: &Settings) -> Result<CompiledConfig, RunError> {
+pub fn initial_config(settings: &Settings) -> Result<Option<CompiledConfig>, RunError> {
+    if settings.controller_endpoint.is_some() {
+        if settings.compiled_config.is_some() {
+            tracing::warn!("controller mode: `compiled_config` is ignored");
+        }
+        return Ok(None);
+    }
     let Some(path) = &settings.compiled_config else {
-        return Ok(CompiledConfig::production_default());
+        return Ok(Some(CompiledConfig::production_default()));
     };
-    let err = |message: String| RunError::CompiledConfig {
-        path: path.clone(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))
+    read_compiled(path)
+        .map(Some)
+        .map_err(|message| RunError::CompiledConfig {
+            path: path.clone(),
+            message,
+        })
+}
+
+/// Records one observer's apply result in the agent state.
+fn record_apply(
+    state: &AgentState,
+    tracker: &mut ApplyTracker,
+    current: Option<&ConfigUpdate>,
+    o: Observer,
+    r: &ApplyResult,
+) {
+    let took = matches!(r, ApplyResult::Applied { generation } if current.is_some_and(|c| c.generation == *generation));
+    if let (true, Some(c)) = (took, current) {
+        state.set_observer_config(o, true);
+        if disabled_by(&c.config, o) {
+            let why = format!("disabled by profile `{}`", c.config.profile);
+            state.set_observer(o, ObserverState::Disabled, Some(why));
+        } else {
+            state.set_observer(o, ObserverState::Running, None);
+        }
+    } else if let ApplyResult::Failed { generation, reason } = r {
+        state.set_observer_config(o, false);
+        tracing::error!(observer = %o, generation, reason = %reason, "config not applied");
+    }
+    match tracker.result(o, r) {
+        Tracked::Nothing => {}
+        Tracked::Applied(a) => {
+            tracing::info!(generation = a.generation, hash = %a.hash, "config applied");
+            state.set_applied(a);
+        }
+        Tracked::NotApplied(a) => {
+            tracing::error!(
+                generation = a.generation,
+                "config not applied: an observer's carrier refused it"
+            );
+            state.set_applied(a);
+        }
+    }
 }
 
 /// Runs the agent until a stop signal.
 ///
 /// # Errors
 /// Startup failures; a clean stop is `Ok`.
-pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunError> {
+pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<(), RunError> {
     let counters = Arc::new(Counters::default());
     let state = Arc::new(AgentState::new(Arc::clone(&counters)));
+    let link = match &settings.controller_endpoint {
+        Some(url) => {
+            let (id, node) = agent_identity();
+            Some(Arc::new(ControllerLink::new(url, id, node).map_err(
+                |e| RunError::Sink {
+                    sink: "controller",
+                    source: Box::new(e),
+                },
+            )?))
+        }
+        None => None,
+    };
+    let sinks = open_sinks(&settings, link.as_ref(), &counters)?;
     let fanout = Arc::new(
-        Fanout::start(open_sinks(&settings)?, Arc::clone(&counters)).map_err(|source| {
-            RunError::Sys {
-                call: "thread spawn",
-                source,
-            }
+        Fanout::start(sinks, Arc::clone(&counters)).map_err(|source| RunError::Sys {
+            call: "thread spawn",
+            source,
         })?,
     );
 
     let btf = kernel_btf().map_err(|e| RunError::NoObserver(error_chain(&e)))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let first = ConfigUpdate {
-        hash: initial.content_hash(),
-        config: initial,
+    let first = initial.map(|c| ConfigUpdate {
+        hash: c.content_hash(),
+        config: c,
         generation: 1,
-    };
-    let (config_tx, config_rx) = watch::channel(Some(Arc::new(first.clone())));
+    });
+    let (config_tx, config_rx) = watch::channel(first.clone().map(Arc::new));
     let (applied_tx, mut applied_rx) = mpsc::unbounded_channel::<(Observer, ApplyResult)>();
 
     let mut tasks = Vec::new();
@@ -133,10 +210,9 @@ pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunE
         };
         let loaded = LoadedObject::load(&settings.ebpf_dir, o, &btf, o == Observer::Node)
             .map_err(|e| error_chain(&e));
-        let loaded =
-            loaded.and_then(|(mut obj, ring)| {
-                attach_special(o, &mut obj, &settings).map(|()| (obj, ring))
-            });
+        let loaded = loaded.and_then(|(mut obj, ring)| {
+            attach_special(o, &mut obj, &settings).map(|()| (obj, ring))
+        });
         match loaded {
             Ok((obj, ring)) => {
                 let task = ObserverTask::new(
@@ -183,33 +259,57 @@ pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunE
         call: "sigaction",
         source,
     })?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|source| RunError::Sys {
+        call: "sigaction",
+        source,
+    })?;
     let mut status_tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    let mut pending: Option<(u64, String, usize)> = Some((first.generation, first.hash.clone(), 0));
-    let running = tasks.len();
+    let mut tracker = ApplyTracker::new(tasks.len());
+    if let Some(f) = &first {
+        tracker.begin(f);
+    }
+    let mut local = match (&settings.compiled_config, &first, &link) {
+        (Some(p), Some(f), None) => Some(LocalFile::new(p.clone(), f)),
+        _ => None,
+    };
+    let (from_controller, mut controller_rx) = mpsc::unbounded_channel::<ConfigUpdate>();
+    let controller = match &link {
+        Some(l) => Some(
+            crate::controller::start(
+                Arc::clone(l),
+                Arc::clone(&state),
+                settings.heartbeat_interval,
+                from_controller,
+            )
+            .map_err(|source| RunError::Sys {
+                call: "thread spawn",
+                source,
+            })?,
+        ),
+        None => None,
+    };
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
             Some((o, r)) = applied_rx.recv() => {
-                match r {
-                    ApplyResult::Applied { generation } => {
-                        if let Some((g, hash, n)) = pending.as_mut() {
-                            if *g == generation {
-                                *n += 1;
-                                if *n == running {
-                                    state.set_applied(AppliedConfig { generation, hash: hash.clone() });
-                                    tracing::info!(generation, hash = %hash, "config applied");
-                                    pending = None;
-                                }
-                            }
-                        }
-                    }
-                    ApplyResult::Failed { generation, reason } => {
-                        tracing::error!(observer = %o, generation, reason = %reason, "config not applied");
-                        pending = None;
-                    }
-                }
+                let current = config_tx.borrow().clone();
+                record_apply(&state, &mut tracker, current.as_deref(), o, &r);
             }
+            Some(u) = controller_rx.recv() => {
+                tracker.begin(&u);
+                let _ = config_tx.send(Some(Arc::new(u)));
+            }
+            _ = sighup.recv() => match local.as_mut().map(LocalFile::reload) {
+                None => tracing::warn!("SIGHUP: no local compiled_config to reload (controller mode or built-in default)"),
+                Some(Ok(None)) => tracing::info!("SIGHUP: compiled_config unchanged; generation kept"),
+                Some(Ok(Some(u))) => {
+                    tracing::info!(generation = u.generation, hash = %u.hash, "SIGHUP: compiled_config reloaded");
+                    tracker.begin(&u);
+                    let _ = config_tx.send(Some(Arc::new(u)));
+                }
+                Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: compiled_config not reloaded; current config kept"),
+            },
             _ = status_tick.tick() => {
                 if let Some(dir) = &file_dir {
                     if let Err(e) = state.write_status_file(dir) {
@@ -223,6 +323,11 @@ pub async fn run(settings: Settings, initial: CompiledConfig) -> Result<(), RunE
 
     let deadline = Instant::now() + settings.shutdown_timeout;
     let _ = shutdown_tx.send(true);
+    if let Some(c) = controller {
+        if !c.stop(deadline) {
+            tracing::warn!("controller exchange still running at shutdown; abandoned");
+        }
+    }
     let left = deadline.saturating_duration_since(Instant::now());
     let joined = tokio::time::timeout(left, async {
         for t in tasks {

@@ -4,10 +4,14 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod backoff;
 pub mod clock;
+pub mod config_source;
+pub mod controller;
 pub mod counters;
 pub mod drain;
 pub mod fold;
+pub mod http;
 pub mod loader;
 pub mod observers;
 pub mod preflight;

@@ -25,6 +25,8 @@ pub struct AgentState {
     started_unix_ns: u64,
     observers: Mutex<Vec<ObserverStatus>>,
     applied: Mutex<AppliedConfig>,
+    /// Observers whose carrier took the latest config.
+    config_ok: Mutex<Vec<Observer>>,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -50,6 +52,7 @@ impl AgentState {
                     .collect(),
             ),
             applied: Mutex::new(AppliedConfig::default()),
+            config_ok: Mutex::new(Vec::new()),
             counters,
         }
     }
@@ -78,6 +81,21 @@ impl AgentState {
     #[must_use]
     pub fn applied(&self) -> AppliedConfig {
         lock(&self.applied).clone()
+    }
+
+    /// Records whether `o`'s carrier took the latest config.
+    pub fn set_observer_config(&self, o: Observer, ok: bool) {
+        let mut v = lock(&self.config_ok);
+        v.retain(|x| *x != o);
+        if ok {
+            v.push(o);
+        }
+    }
+
+    /// True when the observer named `name` took the latest config.
+    #[must_use]
+    pub fn observer_config_ok(&self, name: &str) -> bool {
+        lock(&self.config_ok).iter().any(|o| o.as_str() == name)
     }
 
     /// The status document.

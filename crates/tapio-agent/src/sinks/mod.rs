@@ -20,7 +20,9 @@ use tapio_common::{Occurrence, Sink};
 
 use crate::counters::{Counters, SinkDrop, SinkKind};
 
+pub mod controller;
 pub mod file;
+pub mod http;
 pub mod stdout;
 
 /// Occurrences queued per sink.
