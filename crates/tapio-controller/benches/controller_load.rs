@@ -1,1 +1,287 @@
-fn main() {}
+//! Load benchmark (not a test): N simulated agents on 127.0.0.1, each with
+//! its own keep-alive connection, say hello and then alternate heartbeats and
+//! event batches against the real `tapio-controller` binary, bounded in time.
+//!
+//! ```text
+//! cargo bench -p tapio-controller --bench controller-load -- --agents 1000 --secs 20
+//! ```
+//! Flags: `--agents N` (1000), `--secs S` (20, at most 300), `--batch E`
+//! occurrences per batch (10), `--interval-ms I` pause per agent between
+//! requests (0 = closed loop: next request as soon as the answer is in).
+//! Reports sustained requests/s, events/s and latency percentiles.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+struct Opts {
+    agents: usize,
+    secs: u64,
+    batch: usize,
+    interval_ms: u64,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        agents: 1000,
+        secs: 20,
+        batch: 10,
+        interval_ms: 0,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let v = || args.get(i + 1).and_then(|s| s.parse::<u64>().ok());
+        match args[i].as_str() {
+            "--agents" => o.agents = v().unwrap_or(1000) as usize,
+            "--secs" => o.secs = v().unwrap_or(20).min(300),
+            "--batch" => o.batch = v().unwrap_or(10) as usize,
+            "--interval-ms" => o.interval_ms = v().unwrap_or(0),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain struct in/out.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    requests: AtomicU64,
+    events: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn occurrence(i: usize) -> String {
+    format!(
+        r#"{{"id":"01JA1B2C3D4E5F6G7H8J9K{i:04}","timestamp":"2026-04-03T14:23:01.042Z","source":"tapio","type":"kernel.network.connection_refused","protocol_version":"1.0","severity":"warning","outcome":"failure","error":{{"code":"CONNECTION_REFUSED","message":"connect refused dst=10.0.0.1:9"}},"data":{{"pid":1234,"comm":"curl","dst_addr":"10.0.0.1","dst_port":9,"config_generation":1,"timestamp_ns":1743691381042000000}}}}"#
+    )
+}
+
+async fn agent(
+    id: usize,
+    addr: std::net::SocketAddr,
+    o: Arc<Opts>,
+    measure_from: Instant,
+    deadline: Instant,
+    totals: Arc<Totals>,
+) -> Vec<u32> {
+    let mut lat = Vec::new();
+    // Spread connection setup over the first second.
+    tokio::time::sleep(Duration::from_micros(
+        (id as u64 * 1_000_000) / o.agents.max(1) as u64,
+    ))
+    .await;
+    let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+        totals.errors.fetch_add(1, Relaxed);
+        return lat;
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok((mut tx, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    else {
+        totals.errors.fetch_add(1, Relaxed);
+        return lat;
+    };
+    tokio::spawn(conn);
+    let agent_id = format!("bench-{id}");
+    let occurrences: Vec<String> = (0..o.batch).map(occurrence).collect();
+    let occurrences = occurrences.join(",");
+    let mut session = String::new();
+    let mut seq = 0u64;
+    let mut step = 0u64;
+    while Instant::now() < deadline {
+        let (path, body) = if session.is_empty() {
+            (
+                "/v1/agents/hello",
+                format!(
+                    r#"{{"agent_id":"{agent_id}","node":"node-{id}","agent_version":"0.1.0","protocol":"tapio-wire/v1"}}"#
+                ),
+            )
+        } else if step % 2 == 0 {
+            (
+                "/v1/agents/heartbeat",
+                format!(
+                    r#"{{"agent_id":"{agent_id}","session":"{session}","applied_hash":"sha256:48b6334d2d2da92fbf2cc65e351960c4092a37e6897dc8280d5503eaee2333bd","applied_generation":1,"observers":[{{"name":"network","state":"running"}},{{"name":"node","state":"unavailable","reason":"no PMU"}}],"counters":{{"events":{step},"anomalies":{seq}}}}}"#
+                ),
+            )
+        } else {
+            seq += 1;
+            (
+                "/v1/events",
+                format!(
+                    r#"{{"agent_id":"{agent_id}","session":"{session}","sequence":{seq},"occurrences":[{occurrences}]}}"#
+                ),
+            )
+        };
+        let req = Request::post(path)
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        if tx.ready().await.is_err() {
+            totals.errors.fetch_add(1, Relaxed);
+            return lat;
+        }
+        let t = Instant::now();
+        let res = match tx.send_request(req).await {
+            Ok(r) => r,
+            Err(_) => {
+                totals.errors.fetch_add(1, Relaxed);
+                return lat;
+            }
+        };
+        let status = res.status();
+        let body = res.into_body().collect().await.map(|c| c.to_bytes());
+        if t >= measure_from {
+            lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+        }
+        totals.requests.fetch_add(1, Relaxed);
+        match body {
+            Ok(b) if status.is_success() => {
+                if session.is_empty() {
+                    let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+                    session = v["session"].as_str().unwrap_or("").to_owned();
+                } else if path == "/v1/events" {
+                    totals.events.fetch_add(o.batch as u64, Relaxed);
+                }
+            }
+            _ => {
+                totals.errors.fetch_add(1, Relaxed);
+            }
+        }
+        step += 1;
+        if o.interval_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(o.interval_ms)).await;
+        }
+    }
+    lat
+}
+
+fn main() {
+    let o = Arc::new(opts());
+    raise_nofile();
+    let bin = env!("CARGO_BIN_EXE_tapio-controller");
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--max-connections",
+            &(o.agents + 100).to_string(),
+            "--max-agents",
+            &(o.agents + 100).to_string(),
+            "--header-timeout-ms",
+            "30000",
+        ])
+        .env("TAPIO_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn controller");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("controller exited").unwrap();
+        if let Some(i) = line.find("listening on ") {
+            break line[i + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // One client thread: the controller keeps at least one of the 2 cores.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let totals = Arc::new(Totals::default());
+    let warmup = Duration::from_secs(2);
+    let start = Instant::now();
+    let deadline = start + warmup + Duration::from_secs(o.secs);
+    let lat = rt.block_on(async {
+        let sampler = {
+            let totals = Arc::clone(&totals);
+            tokio::spawn(async move {
+                tokio::time::sleep(warmup).await;
+                (
+                    totals.requests.load(Relaxed),
+                    totals.events.load(Relaxed),
+                    Instant::now(),
+                )
+            })
+        };
+        let tasks: Vec<_> = (0..o.agents)
+            .map(|i| {
+                tokio::spawn(agent(
+                    i,
+                    addr,
+                    Arc::clone(&o),
+                    start + warmup,
+                    deadline,
+                    Arc::clone(&totals),
+                ))
+            })
+            .collect();
+        let (r0, e0, t0) = sampler.await.unwrap();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap_or_default());
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        let r = totals.requests.load(Relaxed) - r0;
+        let e = totals.events.load(Relaxed) - e0;
+        println!(
+            "agents={} batch={} interval_ms={} measured_secs={dt:.1}",
+            o.agents, o.batch, o.interval_ms
+        );
+        println!(
+            "requests/s={:.0} events/s={:.0} errors={}",
+            r as f64 / dt,
+            e as f64 / dt,
+            totals.errors.load(Relaxed)
+        );
+        all
+    });
+    let mut lat = lat;
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "latency_ms p50={:.2} p99={:.2} max={:.2} (over {} requests after warm-up)",
+        f64::from(pct(0.50)) / 1000.0,
+        f64::from(pct(0.99)) / 1000.0,
+        f64::from(pct(1.0)) / 1000.0,
+        lat.len()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -43,7 +43,7 @@ pub enum LoadError {
         limit: usize,
     },
     /// The profile does not validate.
-    #[error("profile `{path}` is invalid: {source}")]
+    #[error("profile `{path}` is invalid")]
     Invalid {
         /// The file.
         path: String,
@@ -210,7 +210,17 @@ impl ConfigState {
             Err(e) => {
                 self.reload_failures.fetch_add(1, Relaxed);
                 let mut text = e.to_string();
-                text.truncate(4096);
+                if let Some(cause) = std::error::Error::source(&e) {
+                    text.push_str(": ");
+                    text.push_str(&cause.to_string());
+                }
+                if text.len() > 4096 {
+                    let mut cut = 4096;
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text.truncate(cut);
+                }
                 *self
                     .last_error
                     .lock()

@@ -46,7 +46,8 @@ fn invalid_profile_lists_every_problem_and_exits_1() {
         let (code, out, err) = run(&["profile", sub, f.to_str().unwrap()]);
         assert_eq!(code, 1, "{err}");
         assert!(out.is_empty());
-        assert!(err.contains("3 problems"), "{err}");
+        // Regression: the problem list was printed twice (cause repeated in the message).
+        assert_eq!(err.matches("3 problems").count(), 1, "{err}");
         assert!(
             err.contains("6:23: `spec.storage.latencyWarningUs`: 0 is out of range"),
             "{err}"

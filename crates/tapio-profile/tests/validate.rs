@@ -451,10 +451,11 @@ fn empty_and_multi_document_inputs() {
 fn huge_documents_are_refused_unparsed() {
     let src = format!("{HEAD}{}", "# padding\n".repeat(MAX_BYTES / 10 + 1));
     assert!(matches!(validate(&src), Err(ProfileError::TooLarge { .. })));
-    let started = std::time::Instant::now();
     let big = "x".repeat(64 << 20);
+    let started = std::time::Instant::now();
     assert!(matches!(validate(&big), Err(ProfileError::TooLarge { size, .. }) if size == 64 << 20));
-    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    // Refused by its length, without scanning it.
+    assert!(started.elapsed() < std::time::Duration::from_millis(50));
 }
 
 #[test]
