@@ -28,7 +28,7 @@ pub enum LoadError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: aya::EbpfError,
+        source: Box<aya::EbpfError>,
     },
     /// A program failed to load (verifier) or attach.
     #[error("program `{program}`: `{call}` failed")]
@@ -39,7 +39,7 @@ pub enum LoadError {
         call: &'static str,
         /// The cause, with the verifier log when there is one.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     /// The object lacks a map every observer has.
     #[error("map `{name}` missing from the object")]
@@ -54,7 +54,7 @@ pub enum LoadError {
         name: &'static str,
         /// The cause.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     /// A program type this loader does not attach generically.
     #[error("program `{program}` has a type that needs observer-specific attachment")]
@@ -67,7 +67,7 @@ pub enum LoadError {
     Btf {
         /// The cause.
         #[source]
-        source: aya::BtfError,
+        source: Box<aya::BtfError>,
     },
 }
 
@@ -93,7 +93,7 @@ pub struct LoadedObject {
 /// # Errors
 /// `/sys/kernel/btf/vmlinux` is missing or unreadable.
 pub fn kernel_btf() -> Result<Btf, LoadError> {
-    Btf::from_sys_fs().map_err(|source| LoadError::Btf { source })
+    Btf::from_sys_fs().map_err(|e| LoadError::Btf { source: Box::new(e) })
 }
 
 impl LoadedObject {
@@ -116,19 +116,19 @@ impl LoadedObject {
         let mut ebpf = EbpfLoader::new()
             .btf(Some(btf))
             .load_file(&path)
-            .map_err(|source| LoadError::Object {
+            .map_err(|e| LoadError::Object {
                 path: path.clone(),
-                source,
+                source: Box::new(e),
             })?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
         for name in names {
             let Some(prog) = ebpf.program_mut(&name) else {
                 continue;
             };
-            let err = |call, source| LoadError::Program {
+            let err = |call, e| LoadError::Program {
                 program: name.clone(),
                 call,
-                source,
+                source: Box::new(e),
             };
             match prog {
                 Program::BtfTracePoint(p) => {
@@ -151,16 +151,16 @@ impl LoadedObject {
         let ring = ebpf
             .take_map("events")
             .ok_or(LoadError::MapMissing { name: "events" })?;
-        let ring = RingBuf::try_from(ring).map_err(|source| LoadError::Map {
+        let ring = RingBuf::try_from(ring).map_err(|e| LoadError::Map {
             name: "events",
-            source,
+            source: Box::new(e),
         })?;
         let stats = ebpf.take_map("tapio_stats").ok_or(LoadError::MapMissing {
             name: "tapio_stats",
         })?;
-        let stats = PerCpuArray::try_from(stats).map_err(|source| LoadError::Map {
+        let stats = PerCpuArray::try_from(stats).map_err(|e| LoadError::Map {
             name: "tapio_stats",
-            source,
+            source: Box::new(e),
         })?;
         Ok((
             LoadedObject {
@@ -193,14 +193,14 @@ impl LoadedObject {
                 match bytes.len() {
                     $($n => {
                         let mut a: Array<&mut MapData, Carrier<$n>> = Array::try_from(map)
-                            .map_err(|source| LoadError::Map { name: "tapio_config", source })?;
+                            .map_err(|e| LoadError::Map { name: "tapio_config", source: Box::new(e) })?;
                         let mut v = [0u8; $n];
                         v.copy_from_slice(bytes);
-                        a.set(0, Carrier(v), 0).map_err(|source| LoadError::Map { name: "tapio_config", source })
+                        a.set(0, Carrier(v), 0).map_err(|e| LoadError::Map { name: "tapio_config", source: Box::new(e) })
                     })*
                     _ => Err(LoadError::Map {
                         name: "tapio_config",
-                        source: aya::maps::MapError::InvalidValueSize { size: bytes.len(), expected: 0 },
+                        source: Box::new(aya::maps::MapError::InvalidValueSize { size: bytes.len(), expected: 0 }),
                     }),
                 }
             };
@@ -216,9 +216,9 @@ impl LoadedObject {
         let mut out = [0u64; stat::SLOTS as usize];
         for (i, slot) in out.iter_mut().enumerate() {
             let idx = u32::try_from(i).unwrap_or(0);
-            let v = self.stats.get(&idx, 0).map_err(|source| LoadError::Map {
+            let v = self.stats.get(&idx, 0).map_err(|e| LoadError::Map {
                 name: "tapio_stats",
-                source,
+                source: Box::new(e),
             })?;
             *slot = v.iter().sum();
         }
