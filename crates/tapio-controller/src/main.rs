@@ -160,7 +160,10 @@ fn compile(file: &str) -> Result<(), Failure> {
     let c = load(file)?;
     let json = serde_json::to_string_pretty(&c)
         .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("encoding CompiledConfig")))?;
-    print(&format!("{json}\nhash: {}\n", c.content_hash()))
+    // stdout stays pure JSON so it can be saved as the agent's
+    // `compiled_config` file; the hash goes to stderr.
+    eprintln!("hash: {}", c.content_hash());
+    print(&format!("{json}\n"))
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
