@@ -485,3 +485,138 @@ pub fn discard_server(ns: &str, addr: &str, port: u16) {
     rx.recv_timeout(Duration::from_secs(5))
         .expect("server bound");
 }
+
+// --- Runtime-config helpers (kernel_config.rs) ---------------------------
+
+impl Agent {
+    /// Starts the agent with `toml` as its config file and `extra` args,
+    /// printing occurrences on stdout, without waiting for a config (for
+    /// controller mode, where none may ever come).
+    pub fn start_unconfigured(tag: &str, toml: &str, extra: &[&str]) -> Agent {
+        let dir = tempdir(tag);
+        let toml_path = dir.join("tapio.toml");
+        std::fs::write(&toml_path, toml).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapio-agent"));
+        cmd.arg("--config")
+            .arg(&toml_path)
+            .arg("--ebpf-dir")
+            .arg(ebpf_dir())
+            .arg("--sink")
+            .arg("stdout")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn tapio-agent");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let l = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    l.lock().unwrap().push(v);
+                }
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let g = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("agent: {line}");
+                g.lock().unwrap().push(line);
+            }
+        });
+        Agent {
+            child,
+            lines,
+            log,
+            dir,
+        }
+    }
+
+    /// The agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` to the agent.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's pid.
+        let rc = unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), sig) };
+        assert_eq!(rc, 0, "kill({sig})");
+    }
+
+    /// Waits until `needle` appears in at least `n` log lines.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log_count(needle) >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "agent did not log {needle:?} {n} times within {timeout:?}; log: {:#?}",
+            self.log_lines()
+        );
+    }
+
+    /// Log lines containing `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+/// The BPF programs process `pid` holds, as `bpftool prog show` lists
+/// them: `id name loaded_at`, sorted. The ids come from the process's fd
+/// table (`/proc/<pid>/fdinfo`, `prog_id:`), since this bpftool has no
+/// `pids` column; every one must be listed by bpftool.
+pub fn bpf_prog_ids(pid: u32) -> Vec<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo") {
+        let Ok(text) = std::fs::read_to_string(e.unwrap().path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("prog_id:") {
+                ids.insert(v.trim().parse::<u64>().unwrap());
+            }
+        }
+    }
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .expect("run bpftool");
+    assert!(out.status.success(), "bpftool prog show failed");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    let listed: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
+        .map(|p| format!("{} {} {}", p["id"], p["name"], p["loaded_at"]))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        ids.len(),
+        "bpftool lists every program of pid {pid}: {ids:?} vs {listed:?}"
+    );
+    listed
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// One refused connect to 127.0.0.1:`port`.
+pub fn refuse(port: u16) {
+    let e = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+}
