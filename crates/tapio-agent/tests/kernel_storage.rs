@@ -1,0 +1,287 @@
+//! Real-kernel tests of the storage observer: a loop device with direct I/O
+//! over a FUSE file that fails, stalls or short-reads chosen ranges
+//! (`tests/fuse/tapio_fuse_disk.c`), with the exact evidence the agent
+//! printed and the correlation drops it counted.
+
+mod support;
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+const IO_ERROR: &str = "kernel.storage.io_error";
+const SPIKE: &str = "kernel.storage.latency_spike";
+
+// Mirrors tests/fuse/tapio_fuse_disk.c.
+const MIB: u64 = 1 << 20;
+const EIO_OFF: u64 = 8 * MIB;
+const SLOW_OFF: u64 = 16 * MIB;
+const SHORT_OFF: u64 = 24 * MIB;
+const NORMAL_OFF: u64 = 4 * MIB;
+const SLOW_MS: u64 = 300;
+const IO: usize = 4096;
+
+/// Builds the FUSE program once, installing libfuse3 when it is missing
+/// (CI starts from a fresh machine).
+fn fuse_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let ok = |cmd: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ok("pkg-config --exists fuse3 && command -v fusermount3") {
+            sh("DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 libfuse3-dev pkg-config >/dev/null");
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuse/tapio_fuse_disk.c");
+        let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tapio_fuse_disk");
+        sh(&format!(
+            "cc -O2 -Wall -o {} {} $(pkg-config --cflags --libs fuse3)",
+            bin.display(),
+            src.display()
+        ));
+        bin
+    })
+    .clone()
+}
+
+/// The FUSE file system and a loop device over its file with direct I/O;
+/// on drop the loop device is detached, the mount removed and the FUSE
+/// process reaped.
+struct FuseLoop {
+    mnt: PathBuf,
+    fuse: Option<Child>,
+    dev: Option<String>,
+}
+
+impl FuseLoop {
+    fn new(tag: &str) -> FuseLoop {
+        let bin = fuse_binary();
+        let mnt = std::env::temp_dir().join(format!("tapio-fuse-{tag}-{}", std::process::id()));
+        let _ = Command::new("fusermount3")
+            .arg("-uz")
+            .arg(&mnt)
+            .stderr(Stdio::null())
+            .status();
+        std::fs::create_dir_all(&mnt).unwrap();
+        let fuse = Command::new(&bin)
+            .arg(&mnt)
+            .arg("-f")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tapio_fuse_disk");
+        let mut fl = FuseLoop {
+            mnt,
+            fuse: Some(fuse),
+            dev: None,
+        };
+        let file = fl.mnt.join("disk");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !file.exists() {
+            assert!(
+                Instant::now() < end,
+                "FUSE mount at {:?} did not come up",
+                fl.mnt
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--direct-io=on"])
+            .arg(&file)
+            .output()
+            .expect("losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        fl.dev = Some(dev.clone());
+        let name = dev.trim_start_matches("/dev/");
+        let dio = std::fs::read_to_string(format!("/sys/block/{name}/loop/dio")).unwrap();
+        assert_eq!(dio.trim(), "1", "{dev} must do direct I/O to the FUSE file");
+        fl
+    }
+
+    fn dev(&self) -> &str {
+        self.dev.as_deref().unwrap()
+    }
+
+    fn name(&self) -> &str {
+        self.dev().trim_start_matches("/dev/")
+    }
+
+    /// "major:minor" of the loop device.
+    fn major_minor(&self) -> (u64, u64) {
+        let m = std::fs::metadata(self.dev()).unwrap();
+        assert!(m.file_type().is_block_device());
+        let rdev = m.rdev();
+        (u64::from(libc::major(rdev)), u64::from(libc::minor(rdev)))
+    }
+
+    /// One O_DIRECT read of `IO` bytes at `off`: one block request.
+    fn read_direct(&self, off: u64) -> std::io::Result<usize> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(self.dev())?;
+        let layout = Layout::from_size_align(IO, IO).unwrap();
+        // SAFETY: non-zero size; freed below with the same layout.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        // SAFETY: ptr is valid for IO bytes until dealloc.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, IO) };
+        let r = f.read_at(buf, off);
+        // SAFETY: allocated above with this layout.
+        unsafe { dealloc(ptr, layout) };
+        r
+    }
+}
+
+impl Drop for FuseLoop {
+    fn drop(&mut self) {
+        if let Some(dev) = self.dev.take() {
+            sh_quiet(&format!("losetup -d {dev}"));
+        }
+        let _ = Command::new("fusermount3")
+            .arg("-uz")
+            .arg(&self.mnt)
+            .stderr(Stdio::null())
+            .status();
+        if let Some(mut c) = self.fuse.take() {
+            let end = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir(&self.mnt);
+    }
+}
+
+/// Thresholds with margin on a busy 2-core host: a normal read never takes
+/// 200 ms, the slow range always takes 300 ms.
+fn storage_config() -> Value {
+    config_with(|c| {
+        c["storage"]["latency_warning_us"] = json!(200_000);
+        c["storage"]["latency_critical_us"] = json!(2_000_000);
+    })
+}
+
+fn on_device<'a>(all: &'a [Value], kind: &str, mm: &str) -> Vec<&'a Value> {
+    let mm = mm.to_owned();
+    of_type(all, kind, move |d| d["device"] == mm.as_str())
+}
+
+#[test]
+fn eio_slow_and_normal_reads_give_exact_evidence_on_the_loop_device() {
+    let Some(_k) = kernel_test(&["losetup", "cc"]) else {
+        return;
+    };
+    let agent = Agent::start("blk", &storage_config(), &[]);
+    let disk = FuseLoop::new("blk");
+    let (major, minor) = disk.major_minor();
+    let mm = format!("{major}:{minor}");
+
+    let err = disk.read_direct(EIO_OFF).expect_err("the EIO range fails");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    let t = Instant::now();
+    assert_eq!(disk.read_direct(SLOW_OFF).unwrap(), IO);
+    assert!(t.elapsed() >= Duration::from_millis(SLOW_MS));
+    assert_eq!(disk.read_direct(NORMAL_OFF).unwrap(), IO);
+
+    agent.wait_for(Duration::from_secs(10), |all| {
+        !on_device(all, IO_ERROR, &mm).is_empty() && !on_device(all, SPIKE, &mm).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, all) = agent.stop();
+    assert_eq!(code, 0);
+
+    let errors = on_device(&all, IO_ERROR, &mm);
+    assert_eq!(errors.len(), 1, "one io_error: {errors:#?}");
+    let d = &errors[0]["data"];
+    assert_eq!(d["major"], major);
+    assert_eq!(d["minor"], minor);
+    assert_eq!(d["device_name"], disk.name());
+    assert_eq!(d["sector"], EIO_OFF / 512);
+    assert_eq!(d["bytes"], IO);
+    assert_eq!(d["op"], "read");
+    assert_eq!(d["errno"], libc::EIO);
+    assert_eq!(d["blk_status"], 10);
+    assert_eq!(d["config_generation"], 1);
+    assert_eq!(d["count"], 1);
+
+    let spikes = on_device(&all, SPIKE, &mm);
+    assert_eq!(
+        spikes.len(),
+        1,
+        "one latency_spike (the slow read only; not the normal read, not the error): {spikes:#?}"
+    );
+    let d = &spikes[0]["data"];
+    assert_eq!(d["sector"], SLOW_OFF / 512);
+    assert_eq!(d["bytes"], IO);
+    assert_eq!(d["op"], "read");
+    assert_eq!(d["level"], "warning");
+    assert_eq!(d["threshold_us"], 200_000);
+    let lat = d["latency_us"].as_u64().unwrap();
+    assert!(
+        (SLOW_MS * 1000..2_000_000).contains(&lat),
+        "latency {lat} us of a {SLOW_MS} ms read"
+    );
+    assert_eq!(spikes[0]["severity"], "warning");
+}
+
+// Regression guard: a short read makes the loop driver complete part of
+// the request and requeue the rest; that requeue must be counted as a
+// correlation drop and must never surface as an error or a spike.
+#[test]
+fn short_read_requeue_is_counted_and_never_reported() {
+    let Some(_k) = kernel_test(&["losetup", "cc"]) else {
+        return;
+    };
+    let data = tempdir("blk-requeue-data");
+    let agent = Agent::start(
+        "blk-requeue",
+        &storage_config(),
+        &["--sink", "file", "--data-dir", data.to_str().unwrap()],
+    );
+    let disk = FuseLoop::new("requeue");
+    let (major, minor) = disk.major_minor();
+    let mm = format!("{major}:{minor}");
+    assert_eq!(
+        disk.read_direct(SHORT_OFF).unwrap(),
+        IO,
+        "short read completed in two parts"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, all) = agent.stop();
+    assert_eq!(code, 0);
+    assert!(on_device(&all, IO_ERROR, &mm).is_empty());
+    assert!(on_device(&all, SPIKE, &mm).is_empty());
+    let status: Value = serde_json::from_slice(
+        &std::fs::read(data.join(".tapio-status.json")).expect("status file"),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let requeued = &status["counters"]
+        ["tapio_correlation_drops_total{observer=\"storage\",reason=\"requeued\"}"];
+    assert!(
+        requeued.as_u64().is_some_and(|n| n >= 1),
+        "requeue counted: {requeued}"
+    );
+}
