@@ -1,28 +1,112 @@
-//! Node observer: not built yet (see the README's "not done yet").
+//! Node PMC observer: CPU stall, memory pressure and IPC degradation (B10)
+//! from per-CPU hardware counters read by `node_pmc_monitor.o`.
+//!
+//! The agent opens cycles, instructions and stalled-cycles events on every
+//! online CPU ([`perf`]); a cpu-clock sampling event runs the BPF program on
+//! each CPU every `SAMPLE_PERIOD_MS`, which reads them with
+//! `bpf_perf_event_read_value` and submits a raw snapshot. Deltas, node-wide
+//! windows and episodes are computed here ([`window`]).
+//!
+//! Where the host has no hardware PMU (a VM without passthrough) the
+//! observer is `unavailable` with the reason and emits nothing.
 
+use tapio_common::ebpf::node::{NodeConfig, NodeSample, REC_SAMPLE};
+use tapio_common::ebpf::{
+    as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
+};
+use tapio_common::Observer;
 use tapio_wire::CompiledConfig;
 
-use super::Classifier;
+use super::{check_header, Classifier, Malformed};
+use crate::clock::Clock;
+use crate::fold::Candidate;
 
-/// The classifier of this observer, when built.
+pub mod perf;
+pub mod window;
+
+pub use window::NodeWindows;
+
+/// The classifier of this observer.
 #[must_use]
 pub fn classifier() -> Option<Box<dyn Classifier>> {
-    None
+    Some(Box::new(NodeClassifier::default()))
 }
 
-/// The `tapio_config` carrier for `cfg`, when this observer has one.
+/// The `tapio_config` carrier of `node_pmc_monitor.o` for `cfg`.
 #[must_use]
-pub fn carrier(_cfg: &CompiledConfig, _generation: u64) -> Option<Vec<u8>> {
-    None
+pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
+    let c = NodeConfig {
+        hdr: ConfigHeader {
+            abi_version: TAPIO_ABI_VERSION,
+            flags: if cfg.node.enabled {
+                TAPIO_CFG_ENABLED
+            } else {
+                0
+            },
+            generation,
+        },
+    };
+    Some(as_bytes(&c).to_vec())
 }
 
-/// Attaches the programs a generic tracepoint loader cannot (perf events).
+/// Opens the counters and attaches the sampling program (perf events the
+/// generic tracepoint loader cannot attach).
 ///
 /// # Errors
-/// Why the observer cannot run on this host.
+/// Why the observer cannot run on this host: the event, CPU and errno.
 pub fn attach(
-    _obj: &mut crate::loader::LoadedObject,
-    _settings: &crate::settings::Settings,
+    obj: &mut crate::loader::LoadedObject,
+    settings: &crate::settings::Settings,
 ) -> Result<(), String> {
-    Ok(())
+    perf::setup(obj, settings.node_pmc_software_test)
 }
+
+/// Classifies node counter snapshots.
+pub struct NodeClassifier {
+    windows: NodeWindows,
+}
+
+impl Default for NodeClassifier {
+    fn default() -> Self {
+        NodeClassifier {
+            windows: NodeWindows::new(CompiledConfig::production_default().node, 0),
+        }
+    }
+}
+
+fn record_size(kind: u16) -> Option<usize> {
+    (kind == REC_SAMPLE).then_some(std::mem::size_of::<NodeSample>())
+}
+
+impl Classifier for NodeClassifier {
+    fn observer(&self) -> Observer {
+        Observer::Node
+    }
+
+    fn record(
+        &mut self,
+        bytes: &[u8],
+        clock: &Clock,
+        out: &mut Vec<Candidate>,
+    ) -> Result<(), Malformed> {
+        let hdr = check_header(bytes, record_size)?;
+        let s: NodeSample = read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+        self.windows.sample(&s, clock.unix_ns(hdr.ts_boot_ns), out);
+        Ok(())
+    }
+
+    fn tick(&mut self, now_unix_ns: u64, out: &mut Vec<Candidate>) {
+        self.windows.tick(now_unix_ns, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Candidate>) {
+        self.windows.finish(out);
+    }
+
+    fn configure(&mut self, cfg: &CompiledConfig, generation: u64) {
+        self.windows.configure(cfg.node.clone(), generation);
+    }
+}
+
+#[cfg(test)]
+mod tests;
