@@ -8,13 +8,15 @@ set -euo pipefail
 N=${1:-20000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/build-ebpf.sh target/bpf >/dev/null
-cargo build --quiet --release -p tapio-agent
+EBPF_DIR=${EBPF_DIR:-target/bpf}
+[ "$EBPF_DIR" != target/bpf ] || scripts/build-ebpf.sh target/bpf >/dev/null
+AGENT=${TAPIO_AGENT_BIN:-target/release/tapio-agent}
+[ -n "${TAPIO_AGENT_BIN:-}" ] || cargo build --quiet --release -p tapio-agent
 work=$(mktemp -d)
 trap 'kill "$agent" 2>/dev/null || true; sysctl -q kernel.bpf_stats_enabled=0; rm -rf "$work"' EXIT
 sysctl -q kernel.bpf_stats_enabled=1
 
-target/release/tapio-agent --ebpf-dir target/bpf --sink stdout --sink file --data-dir "$work/occ" \
+"$AGENT" --ebpf-dir "$EBPF_DIR" --sink stdout --sink file --data-dir "$work/occ" \
   >"$work/out.jsonl" 2>"$work/err.log" &
 agent=$!
 for _ in $(seq 100); do grep -q "config applied" "$work/err.log" && break; sleep 0.1; done
@@ -68,4 +70,4 @@ print(f"== accounting == connects={n} occurrences={len(mine)} folded_count_sum={
 print(f"folded counts + lost = {counted + lost} (expected {n}): {'OK' if counted + lost == n else 'MISMATCH'}")
 PY
 echo "storm duration: $(python3 -c "print(round($end-$start,2))") s"
-echo "tapio-agent release size: $(stat -c %s target/release/tapio-agent) bytes"
+echo "tapio-agent release size: $(stat -c %s "$AGENT") bytes"

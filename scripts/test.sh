@@ -18,5 +18,6 @@ step "cargo test --workspace"; cargo test --workspace
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
 step "profile fuzzing (bounded)"; scripts/fuzz-profile.sh
 step "smoke: eBPF network"; scripts/smoke-ebpf-network.sh
+step "smoke: agent and controller"; scripts/smoke-agent-controller.sh
 echo
 echo "test.sh: all steps passed"
