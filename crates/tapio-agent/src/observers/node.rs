@@ -10,7 +10,7 @@
 //! Where the host has no hardware PMU (a VM without passthrough) the
 //! observer is `unavailable` with the reason and emits nothing.
 
-use tapio_common::ebpf::node::{NodeConfig, NodeSample, REC_SAMPLE};
+use tapio_common::ebpf::node::{NodeConfig, NodeSample, REC_SAMPLE, STAT_READ_FAILED};
 use tapio_common::ebpf::{
     as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
 };
@@ -21,6 +21,7 @@ use super::{check_header, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::fold::Candidate;
 
+pub mod counters;
 pub mod perf;
 pub mod window;
 
@@ -64,12 +65,14 @@ pub fn attach(
 /// Classifies node counter snapshots.
 pub struct NodeClassifier {
     windows: NodeWindows,
+    read_failed: u64,
 }
 
 impl Default for NodeClassifier {
     fn default() -> Self {
         NodeClassifier {
             windows: NodeWindows::new(CompiledConfig::production_default().node, 0),
+            read_failed: 0,
         }
     }
 }
@@ -105,6 +108,24 @@ impl Classifier for NodeClassifier {
 
     fn configure(&mut self, cfg: &CompiledConfig, generation: u64) {
         self.windows.configure(cfg.node.clone(), generation);
+    }
+
+    fn kernel_stats(&mut self, stats: &[u64]) {
+        let Some(&n) = stats.get(STAT_READ_FAILED as usize) else {
+            return;
+        };
+        if n > self.read_failed {
+            let q = self.windows.totals();
+            tracing::warn!(
+                observer = "node",
+                read_failed = n,
+                gaps = q.gaps,
+                resets = q.resets,
+                dropped_intervals = q.dropped_intervals,
+                "node counter reads failed in the kernel (CPU offline or event in error); those snapshots miss slots and their intervals are dropped"
+            );
+        }
+        self.read_failed = n;
     }
 }
 

@@ -8,7 +8,7 @@
 //!   [`GAP_FACTOR`] sample periods (CPU offline, program not running) are
 //!   not attributed to any window and are counted as `gaps`.
 //! - Counters are 64-bit; a decrease is a wrap only when the wrapped delta
-//!   is plausible (at most [`MAX_COUNTS_PER_NS`] per elapsed ns), else the
+//!   is plausible ([`super::counters::MAX_COUNTS_PER_NS`]), else the
 //!   counter was reset and the interval is dropped (`resets`).
 //! - Multiplexed events (running < enabled) are scaled by enabled/running
 //!   and the window says so (`multiplexed`, `min_running_permille`); an
@@ -25,19 +25,18 @@ use std::collections::{BTreeSet, HashMap};
 
 use tapio_common::ebpf::node::{
     NodeCounter, NodeSample, EVENTS, EV_CYCLES, EV_INSTRUCTIONS, EV_STALL_BACKEND,
-    EV_STALL_FRONTEND, SAMPLE_PERIOD_MS, SRC_HARDWARE, SRC_SOFTWARE_TEST,
+    EV_STALL_FRONTEND, SAMPLE_PERIOD_MS, SRC_HARDWARE,
 };
 use tapio_common::{Anomaly, Facts, Outcome, Severity};
 use tapio_wire::NodeSettings;
 
+use super::counters::{delta, slot_names, source_name, Delta};
 use crate::fold::Candidate;
 
 /// CPUs tracked.
 pub const MAX_CPUS: usize = 4096;
 /// An interval longer than this many sample periods is a gap.
 pub const GAP_FACTOR: u64 = 4;
-/// Largest plausible count rate of any slot (cycles, instructions, ns).
-pub const MAX_COUNTS_PER_NS: u64 = 64;
 /// Idle floor below which a window is not judged (10 M cycles per
 /// CPU-second: about 0.5 % busy at 2 GHz).
 pub const MIN_CYCLES_PER_CPU_SECOND: u64 = 10_000_000;
@@ -45,37 +44,6 @@ pub const MIN_CYCLES_PER_CPU_SECOND: u64 = 10_000_000;
 const PERIOD_NS: u64 = SAMPLE_PERIOD_MS * 1_000_000;
 /// A window closes this long after its end, when every CPU has reported.
 pub const CLOSE_GRACE_NS: u64 = PERIOD_NS + 250_000_000;
-
-/// Name of a counter source in occurrences.
-#[must_use]
-pub fn source_name(source: u32) -> &'static str {
-    match source {
-        SRC_HARDWARE => "hardware",
-        SRC_SOFTWARE_TEST => "software-test",
-        _ => "unknown",
-    }
-}
-
-/// What each slot counts, by source: software-test slots never carry
-/// hardware names.
-#[must_use]
-pub fn slot_names(source: u32) -> [&'static str; EVENTS] {
-    if source == SRC_HARDWARE {
-        [
-            "cycles",
-            "instructions",
-            "stalled_cycles_frontend",
-            "stalled_cycles_backend",
-        ]
-    } else {
-        [
-            "cpu_clock_ns",
-            "context_switches",
-            "page_faults",
-            "cpu_migrations",
-        ]
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
@@ -471,49 +439,4 @@ fn stall_numerator(
         (Some(f), None) => (f, names[EV_STALL_FRONTEND]),
         (None, None) => (0, names[EV_STALL_BACKEND]),
     }
-}
-
-enum Delta {
-    /// Count over the interval, scaled for multiplexing, and the share of
-    /// the interval the event was counting (permille).
-    Counted { scaled: u64, running: u64 },
-    /// The counter or its times went backwards implausibly: reset.
-    Reset,
-    /// Enabled but never scheduled on the PMU in the interval.
-    NotScheduled,
-}
-
-fn delta(prev: &NodeCounter, cur: &NodeCounter, elapsed_ns: u64) -> Delta {
-    let (Some(en), Some(run)) = (
-        cur.enabled_ns.checked_sub(prev.enabled_ns),
-        cur.running_ns.checked_sub(prev.running_ns),
-    ) else {
-        return Delta::Reset;
-    };
-    let d = cur.counter.wrapping_sub(prev.counter);
-    if d > elapsed_ns.saturating_mul(MAX_COUNTS_PER_NS) {
-        return Delta::Reset;
-    }
-    if run == 0 {
-        return if en == 0 {
-            // Neither enabled nor running advanced: nothing to scale, and
-            // a zero count is the truth.
-            Delta::Counted {
-                scaled: d,
-                running: 1000,
-            }
-        } else {
-            Delta::NotScheduled
-        };
-    }
-    if run >= en {
-        return Delta::Counted {
-            scaled: d,
-            running: 1000,
-        };
-    }
-    let scaled =
-        u64::try_from(u128::from(d) * u128::from(en) / u128::from(run)).unwrap_or(u64::MAX);
-    let running = u64::try_from(u128::from(run) * 1000 / u128::from(en)).unwrap_or(1000);
-    Delta::Counted { scaled, running }
 }
