@@ -93,6 +93,19 @@ fn open_sinks(
                 Some(l) => Box::new(ControllerSink::new(Arc::clone(l), Arc::clone(counters))),
                 None => return Err(RunError::SinkUnavailable(k.as_str())),
             },
+            #[cfg(feature = "otlp")]
+            SinkKind::Otlp => Box::new(
+                crate::sinks::otlp::OtlpSink::new(
+                    s.otlp_endpoint.as_deref().unwrap_or_default(),
+                    agent_identity().1,
+                    Arc::clone(counters),
+                )
+                .map_err(|e| RunError::Sink {
+                    sink: "otlp",
+                    source: Box::new(e),
+                })?,
+            ),
+            #[cfg(not(feature = "otlp"))]
             SinkKind::Otlp => return Err(RunError::SinkUnavailable(k.as_str())),
         };
         out.push((k, sink));
@@ -191,6 +204,23 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
 
     let btf = kernel_btf().map_err(|e| RunError::NoObserver(error_chain(&e)))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let _metrics = if settings.metrics_enabled {
+        Some(
+            crate::metrics::start(
+                &settings.metrics_listen,
+                Arc::clone(&state),
+                crate::metrics::Limits::default(),
+                shutdown_rx.clone(),
+            )
+            .await
+            .map_err(|e| RunError::Sys {
+                call: "bind",
+                source: std::io::Error::other(e),
+            })?,
+        )
+    } else {
+        None
+    };
     let first = initial.map(|c| ConfigUpdate {
         hash: c.content_hash(),
         config: c,

@@ -47,6 +47,10 @@ pub struct Args {
     /// Controller base URL (http://host:port)
     #[arg(long, value_name = "URL")]
     pub controller_endpoint: Option<String>,
+    /// OTLP/HTTP collector base URL (http://host:4318); the otlp sink
+    /// posts logs to <URL>/v1/logs. https:// is refused.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Controller heartbeat interval in seconds (minimum 5) [default: 10]
     #[arg(long, value_name = "SECONDS")]
     pub heartbeat_interval: Option<u64>,
@@ -65,6 +69,7 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     http_endpoint: Option<String>,
     controller_endpoint: Option<String>,
+    otlp_endpoint: Option<String>,
     heartbeat_interval: Option<u64>,
     log: Option<String>,
     compiled_config: Option<PathBuf>,
@@ -136,6 +141,8 @@ pub struct Settings {
     pub http_endpoint: Option<String>,
     /// Controller base URL.
     pub controller_endpoint: Option<String>,
+    /// OTLP/HTTP collector base URL.
+    pub otlp_endpoint: Option<String>,
     /// Heartbeat interval.
     pub heartbeat_interval: Duration,
     /// Log filter level.
@@ -234,6 +241,16 @@ impl Settings {
                 "sink `controller` needs --controller-endpoint".into(),
             ));
         }
+        let otlp_endpoint = args.otlp_endpoint.clone().or(file.otlp_endpoint);
+        if sinks.contains(&SinkKind::Otlp) {
+            // Checked here, before any connection: `https://` never gets a
+            // TCP connect or a header (D4).
+            let url = otlp_endpoint.as_deref().ok_or_else(|| {
+                SettingsError::Invalid("sink `otlp` needs --otlp-endpoint".into())
+            })?;
+            crate::http::Endpoint::parse(url)
+                .map_err(|e| SettingsError::Invalid(format!("--otlp-endpoint: {e}")))?;
+        }
         let hb = args
             .heartbeat_interval
             .or(file.heartbeat_interval)
@@ -294,6 +311,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             http_endpoint,
             controller_endpoint,
+            otlp_endpoint,
             heartbeat_interval: Duration::from_secs(hb),
             log,
             retention,
@@ -369,6 +387,21 @@ mod tests {
         assert!(e.to_string().contains("unknown sink `kafka`"));
         let e = Settings::merge(&args(&["--sink", "http"]), FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("--http-endpoint"));
+    }
+
+    #[test]
+    fn otlp_needs_a_plain_http_endpoint() {
+        let e = Settings::merge(&args(&["--sink", "otlp"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--otlp-endpoint"), "{e}");
+        let e = Settings::merge(
+            &args(&["--sink", "otlp", "--otlp-endpoint", "https://c:4318"]),
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("https is not supported"), "{e}");
+        let f = parse_toml(Path::new("t"), "otlp_endpoint = \"http://otel:4318\"").unwrap();
+        let s = Settings::merge(&args(&["--sink", "otlp"]), f).unwrap();
+        assert_eq!(s.otlp_endpoint.as_deref(), Some("http://otel:4318"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::counters::{Counters, SinkDrop, SinkKind};
 pub mod controller;
 pub mod file;
 pub mod http;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod stdout;
 
 /// Occurrences queued per sink.

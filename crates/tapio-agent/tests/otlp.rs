@@ -1,0 +1,1 @@
+//! OTLP sink tests (feature `otlp`): see the test functions below.
