@@ -60,14 +60,14 @@ static __always_inline const struct network_config *net_config(__u32 need)
 
 /* Fills addresses, ports, state and owner; the caller sets the rest. */
 static __always_inline void fill_socket(struct network_record *r, const struct sock *sk,
-					const struct sock_owner *owner)
+					const struct tcp_sock *tp, const struct sock_owner *owner)
 {
 	__u16 family = sk->__sk_common.skc_family;
 
 	r->family = family;
 	/* inet_sport, not skc_num: at SYN_SENT -> CLOSE inet_put_port() has
 	 * already cleared skc_num, while inet_sport keeps the bound port. */
-	r->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	r->sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	r->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	r->state = sk->__sk_common.skc_state;
 	if (family == AF_INET6) {
@@ -116,19 +116,22 @@ static __always_inline void capture_owner(const struct sock *sk)
 static __always_inline void emit_connect_failed(const struct sock *sk,
 						const struct network_config *cfg)
 {
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 	struct network_record *r;
 	struct sock_owner *o;
 
+	if (!tp)
+		return;
 	r = tapio_reserve(sizeof(*r));
 	if (!r)
 		return;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_CONNECT_FAILED, sizeof(*r), cfg->hdr.generation);
 	o = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0);
-	fill_socket(r, sk, o);
+	fill_socket(r, sk, tp, o);
 	r->state = TCP_SYN_SENT;
 	r->sk_err = sk->sk_err;
-	r->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	r->retransmits = tp->total_retrans;
 	if (o) {
 		r->flags |= o->flags & NET_REC_F_RST;
 		if (o->syn_sent_ns)
@@ -175,6 +178,7 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 	const struct network_config *cfg;
 	const struct tcp_skb_cb *cb;
 	struct network_record *r;
+	struct tcp_sock *tp;
 	__u16 segs;
 
 	/* SYN retransmits belong to the connect's outcome (B2), not to B3. */
@@ -187,18 +191,21 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 		tapio_count(NET_STAT_RETRANSMIT_FAILED);
 		return 0;
 	}
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
 	r = tapio_reserve(sizeof(*r));
 	if (!r)
 		return 0;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RETRANSMIT, sizeof(*r), cfg->hdr.generation);
-	fill_socket(r, sk, bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0));
+	fill_socket(r, sk, tp, bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0));
 	/* Segments in this retransmission (tcp_skb_pcount): one skb may carry
 	 * many under TSO, and tcpi_total_retrans counts segments. */
 	cb = (const struct tcp_skb_cb *)&skb->cb[0];
 	segs = BPF_CORE_READ(cb, tcp_gso_segs);
 	r->retransmits = segs ? segs : 1;
-	r->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	r->srtt_us = tp->srtt_us >> 3;
 	tapio_submit(r, sizeof(*r));
 	return 0;
 }
@@ -209,6 +216,7 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	const struct network_config *cfg;
 	struct network_record *r;
 	struct sock_owner *o;
+	struct tcp_sock *tp;
 	__u64 now;
 
 	cfg = net_config(NET_CFG_RTT);
@@ -223,14 +231,17 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	if (now - o->last_rtt_ns < (__u64)cfg->rtt_sample_interval_ms * 1000000ull)
 		return 0;
 	o->last_rtt_ns = now;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
 	r = tapio_reserve(sizeof(*r));
 	if (!r)
 		return 0;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RTT_SAMPLE, sizeof(*r), cfg->hdr.generation);
-	fill_socket(r, sk, o);
-	r->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-	r->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	fill_socket(r, sk, tp, o);
+	r->srtt_us = tp->srtt_us >> 3;
+	r->retransmits = tp->total_retrans;
 	tapio_submit(r, sizeof(*r));
 	return 0;
 }

@@ -241,7 +241,11 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
         let loaded = LoadedObject::load(&settings.ebpf_dir, o, &btf, o == Observer::Node)
             .map_err(|e| error_chain(&e));
         let loaded = loaded.and_then(|(mut obj, ring)| {
-            attach_special(o, &mut obj, &settings).map(|()| (obj, ring))
+            let note = attach_special(o, &mut obj, &settings)?;
+            if let Some(n) = note {
+                state.set_note(o, n);
+            }
+            Ok((obj, ring))
         });
         match loaded {
             Ok((obj, ring)) => {

@@ -198,10 +198,13 @@ impl ObserverTask {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
         let mut clock = Clock::now();
-        if let Some(u) = config.borrow_and_update().clone() {
+        let waiting = if let Some(u) = config.borrow_and_update().clone() {
             let _ = applied.send((o, self.apply(&u)));
-        }
-        self.state.set_observer(o, ObserverState::Running, None);
+            None
+        } else {
+            Some("inert: no config received yet (carrier all zeros)".to_owned())
+        };
+        self.state.set_observer(o, ObserverState::Running, waiting);
         let mut backlog = false;
         loop {
             if backlog {

@@ -27,6 +27,7 @@ pub struct AgentState {
     applied: Mutex<AppliedConfig>,
     /// Observers whose carrier took the latest config.
     config_ok: Mutex<Vec<Observer>>,
+    notes: Mutex<Vec<(Observer, String)>>,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -53,12 +54,28 @@ impl AgentState {
             ),
             applied: Mutex::new(AppliedConfig::default()),
             config_ok: Mutex::new(Vec::new()),
+            notes: Mutex::new(Vec::new()),
             counters,
         }
     }
 
+    /// A standing note on a running observer (a degraded event set, a test
+    /// mode): shown as the reason whenever it is `running` without one.
+    pub fn set_note(&self, o: Observer, note: String) {
+        let mut n = lock(&self.notes);
+        n.retain(|(x, _)| *x != o);
+        n.push((o, note));
+    }
+
     /// Sets an observer's state.
     pub fn set_observer(&self, o: Observer, state: ObserverState, reason: Option<String>) {
+        let reason = match (state, reason) {
+            (ObserverState::Running, None) => lock(&self.notes)
+                .iter()
+                .find(|(x, _)| *x == o)
+                .map(|(_, n)| n.clone()),
+            (_, r) => r,
+        };
         let mut obs = lock(&self.observers);
         if let Some(s) = obs.iter_mut().find(|s| s.name == o.as_str()) {
             s.state = state;

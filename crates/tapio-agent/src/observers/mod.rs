@@ -134,7 +134,9 @@ pub fn classifier(observer: Observer) -> Option<Box<dyn Classifier>> {
 }
 
 /// Attaches what the generic loader leaves detached (perf-event programs
-/// of the node observer); `Err` is the reason the observer is unavailable.
+/// of the node observer). `Ok(Some(note))`: running, with a standing note
+/// for its status (degraded event set, test mode); `Err` is the reason the
+/// observer is unavailable.
 ///
 /// # Errors
 /// The observer cannot run on this host; the text says why (errno, event).
@@ -142,10 +144,10 @@ pub fn attach_special(
     observer: Observer,
     obj: &mut crate::loader::LoadedObject,
     settings: &crate::settings::Settings,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     match observer {
         Observer::Node => node::attach(obj, settings),
-        Observer::Network | Observer::Container | Observer::Storage => Ok(()),
+        Observer::Network | Observer::Container | Observer::Storage => Ok(None),
     }
 }
 

@@ -51,14 +51,15 @@ pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
 }
 
 /// Opens the counters and attaches the sampling program (perf events the
-/// generic tracepoint loader cannot attach).
+/// generic tracepoint loader cannot attach). `Ok(Some(note))` when it runs
+/// degraded (optional events missing) or in the software test mode.
 ///
 /// # Errors
 /// Why the observer cannot run on this host: the event, CPU and errno.
 pub fn attach(
     obj: &mut crate::loader::LoadedObject,
     settings: &crate::settings::Settings,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     perf::setup(obj, settings.node_pmc_software_test)
 }
 

@@ -329,7 +329,7 @@ fn map_fd<'a>(obj: &'a mut LoadedObject, name: &str) -> Result<BorrowedFd<'a>, S
 ///
 /// # Errors
 /// Why the observer cannot run here (the text is the `unavailable` reason).
-pub fn setup(obj: &mut LoadedObject, software_test: bool) -> Result<(), String> {
+pub fn setup(obj: &mut LoadedObject, software_test: bool) -> Result<Option<String>, String> {
     let (specs, source) = if software_test {
         (SOFTWARE_TEST, SRC_SOFTWARE_TEST)
     } else {
@@ -433,5 +433,16 @@ pub fn setup(obj: &mut LoadedObject, software_test: bool) -> Result<(), String> 
             "node counters opened"
         );
     }
-    Ok(())
+    let mut notes: Vec<String> = Vec::new();
+    if software_test {
+        notes.push("SOFTWARE TEST MODE: software events fill the counter slots (counter_source=software-test), not hardware evidence".into());
+    }
+    for f in &missing {
+        notes.push(format!(
+            "degraded: {} not judged ({})",
+            f.spec.needed_by,
+            f.describe(!software_test)
+        ));
+    }
+    Ok((!notes.is_empty()).then(|| notes.join("; ")))
 }
