@@ -242,7 +242,13 @@ fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
     // of the config landing; fault inside that window.
     std::thread::sleep(Duration::from_millis(800));
     fault_pages(FAULTS as usize);
-    node_status(&data, "running", Duration::from_secs(10));
+    let status = node_status(&data, "running", Duration::from_secs(10));
+    // The status says it is the test mode, not hardware evidence.
+    let reason = observer(&status, "node")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.starts_with("SOFTWARE TEST MODE"), "{reason}");
 
     // Three windows and more: one episode, one occurrence.
     std::thread::sleep(Duration::from_millis(3 * WINDOW_MS + 1500));
