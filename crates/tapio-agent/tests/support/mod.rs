@@ -620,3 +620,127 @@ pub fn refuse(port: u16) {
     let e = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+// ---- metrics / OTLP test helpers -------------------------------------------
+
+/// Makes `import <module>` work in `python3`, pip-installing `pip_spec` when
+/// it is missing. `false` (skip, outside CI only) when that fails.
+pub fn python_module(module: &str, pip_spec: &str) -> bool {
+    let importable = || {
+        Command::new("python3")
+            .arg("-c")
+            .arg(format!("import {module}"))
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if importable() {
+        return true;
+    }
+    eprintln!("installing {pip_spec} for the python3 check");
+    let _ = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg(pip_spec)
+        .status();
+    if importable() {
+        return true;
+    }
+    let msg = format!("python3 module `{module}` (pip `{pip_spec}`) is unavailable");
+    assert!(!in_ci(), "{msg} (CI=true: failing instead of skipping)");
+    eprintln!("SKIP: {msg}");
+    false
+}
+
+/// Runs `python3 <script> <args>` with `stdin`, returns stdout; panics with
+/// stderr on failure.
+pub fn python(script: &Path, args: &[&str], stdin: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Agent {
+    /// [`Agent::start`] with `toml_extra` appended to the agent's TOML
+    /// (e.g. a `[metrics]` section).
+    pub fn start_toml(tag: &str, config: &Value, toml_extra: &str, extra: &[&str]) -> Agent {
+        let dir = tempdir(tag);
+        let cfg_path = dir.join("compiled.json");
+        std::fs::write(&cfg_path, serde_json::to_vec(config).unwrap()).unwrap();
+        let toml_path = dir.join("tapio.toml");
+        std::fs::write(
+            &toml_path,
+            format!(
+                "compiled_config = {:?}\n{toml_extra}\n[drain]\ntick_ms = 50\n",
+                cfg_path.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapio-agent"));
+        cmd.arg("--config")
+            .arg(&toml_path)
+            .arg("--ebpf-dir")
+            .arg(ebpf_dir())
+            .arg("--sink")
+            .arg("stdout")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn tapio-agent");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let l = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    l.lock().unwrap().push(v);
+                }
+            }
+        });
+        let g = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("agent: {line}");
+                g.lock().unwrap().push(line);
+            }
+        });
+        let agent = Agent {
+            child,
+            lines,
+            log,
+            dir,
+        };
+        agent.wait_log("config applied", Duration::from_secs(20));
+        agent
+    }
+}
