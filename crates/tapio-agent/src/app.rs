@@ -212,7 +212,6 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
                 crate::metrics::Limits::default(),
                 shutdown_rx.clone(),
             )
-            .await
             .map_err(|e| RunError::Sys {
                 call: "bind",
                 source: std::io::Error::other(e),

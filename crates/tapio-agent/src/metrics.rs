@@ -53,9 +53,13 @@ pub struct Endpoint {
 /// Binds `listen` and serves the agent's metrics from `state` until
 /// `shutdown` turns true. Must be called inside the tokio runtime.
 ///
+/// The address is resolved and bound with `std` (once, at startup): tokio's
+/// own `bind` resolves on its blocking pool, which the agent has no other
+/// use for and which costs binary size (H1).
+///
 /// # Errors
 /// The address cannot be resolved or bound.
-pub async fn start(
+pub fn start(
     listen: &str,
     state: Arc<AgentState>,
     limits: Limits,
@@ -65,7 +69,10 @@ pub async fn start(
         addr: listen.to_owned(),
         source,
     };
-    let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(TcpListener::from_std)
+        .map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
     let requests = Arc::new(RequestStats::default());
     let mut registry = Registry::default();

@@ -9,7 +9,6 @@
 //! without a change to this file (its help text falls back to a generic
 //! one; a unit test catches that).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -219,23 +218,25 @@ fn clip(s: &str, max: usize) -> &str {
 impl Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.state.counters.snapshot();
-        let mut families: BTreeMap<&str, Vec<(Labels<'_>, u64)>> = BTreeMap::new();
-        for (key, v) in &snapshot {
-            match split_key(key) {
-                Some((name, labels)) => families.entry(name).or_default().push((labels, *v)),
-                None => tracing::debug!(key = %key, "counter key not exported: not name{{labels}}"),
-            }
-        }
-        let requests: Vec<(Labels<'_>, u64)> = RequestResult::ALL
+        let mut samples: Vec<(&str, Labels<'_>, u64)> = snapshot
             .iter()
-            .map(|r| (vec![("result", r.as_str())], self.requests.get(*r)))
+            .filter_map(|(key, v)| split_key(key).map(|(name, labels)| (name, labels, *v)))
             .collect();
-        families.insert("tapio_metrics_requests_total", requests);
-        for (name, samples) in &families {
+        samples.extend(RequestResult::ALL.iter().map(|r| {
+            (
+                "tapio_metrics_requests_total",
+                vec![("result", r.as_str())],
+                self.requests.get(*r),
+            )
+        }));
+        // Snapshot keys are sorted and `{` sorts after every name character,
+        // so one family's samples are contiguous.
+        for family in samples.chunk_by(|a, b| a.0 == b.0) {
+            let name = family[0].0;
             // prometheus-client appends `_total` to counter samples itself.
             let base = name.strip_suffix("_total").unwrap_or(name);
             let mut m = enc.encode_descriptor(base, help(name), None, MetricType::Counter)?;
-            for (labels, v) in samples {
+            for (_, labels, v) in family {
                 ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
             }
         }
@@ -353,6 +354,17 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("tapio_observer_reason_info{observer=\"network\""));
+    }
+
+    #[test]
+    fn each_family_is_described_once() {
+        let text = render(&state());
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        let mut unique = types.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(types.len(), unique.len(), "{text}");
+        assert!(types.len() >= 16, "{types:?}");
     }
 
     #[test]

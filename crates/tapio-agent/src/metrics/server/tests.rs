@@ -36,9 +36,7 @@ fn running() -> Running {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let ep = start("127.0.0.1:0", st, TEST_LIMITS, stop_rx)
-                .await
-                .unwrap();
+            let ep = start("127.0.0.1:0", st, TEST_LIMITS, stop_rx).unwrap();
             tx.send(ep).unwrap();
             let _ = done.wait_for(|s| *s).await;
         });
