@@ -13,6 +13,7 @@ pub mod drain;
 pub mod fold;
 pub mod http;
 pub mod loader;
+pub mod log;
 pub mod metrics;
 pub mod observers;
 pub mod preflight;

@@ -23,11 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(settings.log)
-        .with_target(false)
-        .init();
+    let _ = tapio_agent::log::StderrLog::install(settings.log);
     let initial = match app::initial_config(&settings) {
         Ok(c) => c,
         Err(e) => {
