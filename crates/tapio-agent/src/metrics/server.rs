@@ -60,15 +60,6 @@ impl Default for Limits {
     }
 }
 
-/// What a valid request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Wanted {
-    /// HEAD: headers only.
-    pub head_only: bool,
-    /// The client accepts OpenMetrics text.
-    pub openmetrics: bool,
-}
-
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -135,27 +126,25 @@ pub(crate) fn parse_request_line(line: &[u8]) -> Result<bool, Refusal> {
     Ok(head_only)
 }
 
-/// Judges a complete request head (up to, without, the empty line).
-pub(crate) fn parse_head(head: &[u8]) -> Result<Wanted, Refusal> {
+/// Judges a complete request head (up to, without, the empty line);
+/// `Ok(true)` for a HEAD request. Header values are not used: the answer
+/// is always the Prometheus text format 0.0.4, which every Prometheus
+/// scraper accepts (serving OpenMetrics as well cost binary size, H1).
+pub(crate) fn parse_head(head: &[u8]) -> Result<bool, Refusal> {
     let mut lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let head_only = parse_request_line(lines.next().unwrap_or_default())?;
-    let mut openmetrics = false;
     for l in lines {
-        let l = std::str::from_utf8(l).map_err(|_| Refusal::BadRequest)?;
-        let (name, value) = l.split_once(':').ok_or(Refusal::BadRequest)?;
-        if !is_token(name) {
+        let name = std::str::from_utf8(l)
+            .ok()
+            .and_then(|l| l.split_once(':'))
+            .map(|(n, _)| n);
+        if !name.is_some_and(is_token) {
             return Err(Refusal::BadRequest);
         }
-        if name.eq_ignore_ascii_case("accept") && value.contains("application/openmetrics-text") {
-            openmetrics = true;
-        }
     }
-    Ok(Wanted {
-        head_only,
-        openmetrics,
-    })
+    Ok(head_only)
 }
 
 /// Where the head ends: the index of its terminating empty line, looking
@@ -240,21 +229,10 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn render(&self, openmetrics: bool) -> Result<(String, &'static str), std::fmt::Error> {
+    fn render(&self) -> Result<String, std::fmt::Error> {
         let mut body = String::with_capacity(16 * 1024);
-        if openmetrics {
-            prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
-            Ok((
-                body,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ))
-        } else {
-            prometheus_client::encoding::prometheus_text::encode(&mut body, &self.registry)?;
-            Ok((
-                body,
-                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-            ))
-        }
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &self.registry)?;
+        Ok(body)
     }
 }
 
@@ -296,10 +274,11 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         Err(r) => Err(r),
     };
     let refusal = match wanted {
-        Ok(w) => match ctx.render(w.openmetrics) {
-            Ok((body, ct)) => {
+        Ok(head_only) => match ctx.render() {
+            Ok(body) => {
+                let ct = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
                 let mut out = response_head("200 OK", ct, body.len(), "").into_bytes();
-                if !w.head_only {
+                if !head_only {
                     out.extend_from_slice(body.as_bytes());
                 }
                 write_all(&mut s, &out, write_deadline).await;

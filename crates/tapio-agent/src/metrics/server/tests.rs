@@ -106,13 +106,13 @@ fn scrape_serves_prometheus_text_with_live_counters() {
 }
 
 #[test]
-fn openmetrics_is_served_when_asked_for() {
+fn prometheus_text_is_served_whatever_the_accept_header() {
     let r = running();
     let resp = r.exchange(
         b"GET /metrics?x=1 HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n",
     );
-    assert!(resp.contains("Content-Type: application/openmetrics-text; version=1.0.0"));
-    assert!(resp.ends_with("# EOF\n"), "{resp}");
+    assert!(resp.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    assert!(!resp.contains("# EOF"), "{resp}");
 }
 
 #[test]
@@ -283,7 +283,12 @@ fn request_line_parsing() {
         Err(Refusal::BadRequest)
     );
     assert_eq!(parse_request_line(b""), Err(Refusal::BadRequest));
-    let w = parse_head(b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text\r\nHost: a")
-        .unwrap();
-    assert!(w.openmetrics && !w.head_only);
+    assert_eq!(
+        parse_head(b"HEAD /metrics HTTP/1.1\r\nAccept: text/plain\r\nHost: a"),
+        Ok(true)
+    );
+    assert_eq!(
+        parse_head(b"GET /metrics HTTP/1.1\r\nbad header"),
+        Err(Refusal::BadRequest)
+    );
 }
