@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every Tapio benchmark and prints one summary table (issue 9):
+#   1. userspace hot path (cargo bench --bench hot_path), including the
+#      drain of a real BPF ring buffer fed by a synthetic producer;
+#   2. bench/storms.sh: idle agent, then Tapio and the libbpf-tools peer
+#      attached at once under a connect, block I/O and fork/exit storm;
+#   3. bench/scaling.sh: cost against event rate and map pressure.
+# Not part of the test suite. Root only; about 5 minutes once built.
+# Environment:
+#   CARGO_TARGET_DIR   build here (default target/)
+#   BENCH_WAIT_QUIET   wait up to this many seconds for the 1-minute load
+#                      average to fall below 1.0 before measuring (default 0)
+#   BENCH_IDLE         idle seconds (default 60)
+#   BENCH_OUT          also copy the raw result rows (TSV) here
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/../bench/lib.sh"
+need_root
+need_peers
+build_all
+export BENCH_RESULTS=$RESULTS BENCH_NO_BUILD=1 CARGO_TARGET_DIR=$TARGET
+: >"$RESULTS"
+echo "bench: load average before measuring: $(wait_quiet 1.0 "${BENCH_WAIT_QUIET:-0}")"
+started=$(date +%s)
+
+# --- 1. userspace hot path -------------------------------------------------
+echo "== hot path (cargo bench -p tapio-agent --bench hot_path)"
+(cd "$ROOT" && TAPIO_BENCH_PRODUCER=$BPF_DIR/ring_producer.o \
+  cargo bench -q -p tapio-agent --bench hot_path 2>/dev/null) | tee "$WORK/hot.txt"
+# case records rec/s-wall rec/s-cpu ns/rec note...
+while read -r name records wall cpu ns note; do
+  case $name in
+    network/distinct|network/storm|ring/drain+pipeline) goal=">= 1000000"
+      met=$(awk -v v="$cpu" 'BEGIN{print (v >= 1000000) ? "yes" : "no"}') ;;
+    *) goal=- met=- ;;
+  esac
+  result "hot path" "$name" "$cpu" - "records/s per core" "$goal" "$met" \
+    "$ns ns/record CPU, $wall records/s wall; $note"
+done < <(awk '$2 ~ /^[0-9]+$/' "$WORK/hot.txt")
+
+# --- 2 and 3 ------------------------------------------------------------------
+"$ROOT/bench/storms.sh" "${BENCH_IDLE:-60}"
+"$ROOT/bench/scaling.sh"
+
+[ -z "${BENCH_OUT:-}" ] || cp "$RESULTS" "$BENCH_OUT"
+echo
+echo "== summary ($(($(date +%s) - started)) s; load = 1-minute load average when the row was taken)"
+python3 - "$RESULTS" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+head = ["section", "metric", "tapio", "peer", "tapio/peer", "unit", "goal", "met", "load"]
+out = [head]
+for r in rows:
+    sec, metric, tapio, peer, unit, goal, met = r[:7]
+    load = r[-1].removeprefix("load=")
+    try:
+        ratio = f"{float(tapio) / float(peer):.2f}" if peer not in ("-", "") and float(peer) else "-"
+    except ValueError:
+        ratio = "-"
+    out.append([sec, metric, tapio, peer, ratio, unit, goal, met, load])
+w = [max(len(r[i]) for r in out) for i in range(len(head))]
+for r in out:
+    print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+print()
+print("notes:")
+for r in rows:
+    if len(r) > 8 and r[7] not in ("", "-"):
+        print(f"  {r[0]} / {r[1]}: {r[7]}")
+PY
