@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod args;
 pub mod backoff;
 pub mod clock;
 pub mod config_source;

@@ -3,19 +3,26 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use tapio_agent::settings::{Args, Settings};
-use tapio_agent::{app, preflight, sinks::error_chain};
+use tapio_agent::settings::Settings;
+use tapio_agent::{app, args, preflight, sinks::error_chain};
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
+    let args = match args::parse(std::env::args_os().skip(1)) {
+        Ok(args::Parsed::Run(a)) => *a,
+        Ok(args::Parsed::Help) => {
+            print!("{}", args::help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(args::Parsed::Version) => {
+            print!("{}", args::version());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            eprintln!("tapio-agent: {e}\n\nFor more information, try '--help'.");
+            return ExitCode::from(2);
         }
     };
+
     let settings = match Settings::resolve(&args) {
         Ok(s) => s,
         Err(e) => {

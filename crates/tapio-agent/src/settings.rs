@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
 use serde::Deserialize;
 
 use crate::counters::SinkKind;
@@ -20,43 +19,29 @@ pub const DEFAULT_EBPF_DIR: &str = "/opt/tapio/ebpf";
 /// Default occurrence directory of the file sink.
 pub const DEFAULT_DATA_DIR: &str = ".tapio/occurrences";
 
-/// Command-line flags.
-#[derive(Debug, Parser)]
-#[command(
-    name = "tapio-agent",
-    version,
-    about = "Tapio node agent: emits kernel.* evidence from eBPF observers",
-    after_help = "Exit codes: 0 clean stop (SIGTERM/SIGINT), 1 runtime failure, 2 bad flags or config, 3 host cannot run the agent (kernel, BTF, capability)."
-)]
+/// Command-line flags, parsed by [`crate::args`] (a new flag needs a row in
+/// [`crate::args::FLAGS`] too).
+#[derive(Debug, Default)]
 pub struct Args {
     /// TOML config file [default: /etc/tapio/tapio.toml]
-    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Sink: stdout, file, http, controller or otlp (repeatable) [default: stdout]
-    #[arg(long = "sink", value_name = "NAME")]
     pub sinks: Vec<String>,
     /// Directory holding the compiled eBPF objects [default: /opt/tapio/ebpf]
-    #[arg(long, value_name = "PATH")]
     pub ebpf_dir: Option<PathBuf>,
     /// File sink output directory [default: .tapio/occurrences]
-    #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// HTTP sink endpoint (http://host:port/path)
-    #[arg(long, value_name = "URL")]
     pub http_endpoint: Option<String>,
     /// Controller base URL (http://host:port)
-    #[arg(long, value_name = "URL")]
     pub controller_endpoint: Option<String>,
     /// OTLP/HTTP collector base URL (http://host:4318); the otlp sink
     /// posts logs to <URL>/v1/logs. https:// is refused.
-    #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// Controller heartbeat interval in seconds (minimum 5) [default: 10]
-    #[arg(long, value_name = "SECONDS")]
     pub heartbeat_interval: Option<u64>,
     /// Test only, never a default: drive the node observer's BPF program
     /// and maps with software perf events, labelled `software-test`.
-    #[arg(long, hide = true, value_name = "MODE", value_parser = ["software"])]
     pub node_pmc_test_mode: Option<String>,
 }
 
@@ -334,9 +319,10 @@ mod tests {
     use super::*;
 
     fn args(v: &[&str]) -> Args {
-        let mut all = vec!["tapio-agent"];
-        all.extend_from_slice(v);
-        Args::parse_from(all)
+        match crate::args::parse(v.iter().copied()) {
+            Ok(crate::args::Parsed::Run(a)) => *a,
+            other => panic!("{v:?}: {other:?}"),
+        }
     }
 
     fn toml_err(text: &str) -> String {
