@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Lean verification (H3): formatting, clippy -D warnings, tests, release
+# binary budgets (H1), dependency boundaries (H2), eBPF object size budgets,
+# and eBPF map count / max_entries / memory budgets per object.
+#
+# Usage: scripts/verify-lean.sh [--skip-tests]
+#   --skip-tests   skip `cargo test` (CI runs the suite in its own step)
+# Env: CARGO_TARGET_DIR (default <repo>/target), LEAN_DIR (default
+#      /tmp/tapio-lean: dependency snapshots, size report, eBPF map lists).
+# Exit status: 0 when every check passed (budget warnings allowed), 1 when a
+# check failed. Each step prints one line per finding; the last line is the
+# verdict.
+#
+# Budget units: 1 KB = 1000 bytes, 1 MB = 1000 KB (decimal, as in H1); the
+# report also gives MiB. Budgets are stated here, next to their reason; raise
+# one only in a commit that says why.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}
+lean=${LEAN_DIR:-/tmp/tapio-lean}
+mkdir -p "$lean"
+skip_tests=false
+for a in "$@"; do
+  case $a in
+    --skip-tests) skip_tests=true ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "verify-lean: unknown argument $a" >&2; exit 2 ;;
+  esac
+done
+
+# ---- budgets ---------------------------------------------------------------
+AGENT_TARGET=1250000   # H1 target: warn above
+AGENT_HARD=1500000     # H1 hard: fail above (default features)
+CLI_HARD=900000        # H1 hard for `tapio`
+# eBPF objects (stripped of DWARF by build-ebpf.sh, .BTF kept): size, map
+# count, largest ring buffer, largest max_entries of any other map, and the
+# sum of the maps' estimated memory (entries x (key + value); ring buffers by
+# their size). Set at the sizes of 2026-11 with room for one more map and
+# moderate growth; a new object needs its own line.
+declare -A BPF_SIZE=([network_monitor]=65536 [container_monitor]=65536 [storage_monitor]=49152 [node_pmc_monitor]=32768)
+declare -A BPF_MAPS=([network_monitor]=6 [container_monitor]=6 [storage_monitor]=6 [node_pmc_monitor]=10)
+declare -A BPF_RINGBUF=([network_monitor]=262144 [container_monitor]=262144 [storage_monitor]=262144 [node_pmc_monitor]=262144)
+declare -A BPF_ENTRIES=([network_monitor]=1024 [container_monitor]=4096 [storage_monitor]=16384 [node_pmc_monitor]=1024)
+declare -A BPF_BYTES=([network_monitor]=524288 [container_monitor]=524288 [storage_monitor]=786432 [node_pmc_monitor]=524288)
+
+failures=()
+warnings=()
+step() { printf '\n=== %s ===\n' "$*"; }
+fail() { echo "verify-lean: FAIL $*" >&2; failures+=("$*"); }
+warn() { echo "verify-lean: WARN $*" >&2; warnings+=("$*"); }
+run() {
+  # run NAME CMD...: runs a check, records a failure with its name.
+  local name=$1
+  shift
+  if ! "$@"; then fail "$name"; fi
+}
+
+step "cargo fmt --check"
+run "rustfmt" cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+run "clippy (workspace, all targets)" cargo clippy --workspace --all-targets -- -D warnings
+run "clippy (tapio-agent --features otlp)" cargo clippy -p tapio-agent --all-targets --features otlp -- -D warnings
+
+if $skip_tests; then
+  step "tests: skipped (--skip-tests)"
+else
+  step "cargo test"
+  run "cargo test --workspace" cargo test --workspace
+  run "cargo test -p tapio-agent --features otlp" cargo test -p tapio-agent --features otlp
+fi
+
+# ---- release binaries ------------------------------------------------------
+size_of() { stat -c %s "$1"; }
+human() { awk -v b="$1" 'BEGIN { printf "%.3f MB / %.3f MiB", b / 1e6, b / 1048576 }'; }
+report=$lean/sizes.txt
+: > "$report"
+step "release binaries (H1)"
+# The otlp build first, kept aside; the default build last, so that
+# target/release/tapio-agent is the default one afterwards.
+if cargo build --release -q -p tapio-agent --features otlp; then
+  cp "$target/release/tapio-agent" "$lean/tapio-agent-otlp"
+  s=$(size_of "$lean/tapio-agent-otlp")
+  echo "tapio-agent --features otlp: $s bytes ($(human "$s")) [reported]" | tee -a "$report"
+else
+  fail "release build tapio-agent --features otlp"
+fi
+if cargo build --release -q -p tapio-agent -p tapio-cli -p tapio-controller; then
+  s=$(size_of "$target/release/tapio-agent")
+  line="tapio-agent: $s bytes ($(human "$s")); target $AGENT_TARGET, hard $AGENT_HARD"
+  echo "$line" | tee -a "$report"
+  if ((s > AGENT_HARD)); then
+    fail "tapio-agent is $s bytes, above the hard budget of $AGENT_HARD"
+  elif ((s > AGENT_TARGET)); then
+    warn "tapio-agent is $s bytes, above the target of $AGENT_TARGET ($((s - AGENT_TARGET)) over)"
+  fi
+  s=$(size_of "$target/release/tapio")
+  echo "tapio: $s bytes ($(human "$s")); hard $CLI_HARD" | tee -a "$report"
+  ((s > CLI_HARD)) && fail "tapio is $s bytes, above the hard budget of $CLI_HARD"
+  s=$(size_of "$target/release/tapio-controller")
+  echo "tapio-controller: $s bytes ($(human "$s")) [reported, no budget yet]" | tee -a "$report"
+else
+  fail "release build of the binaries"
+fi
+
+step "dependency boundaries (H2)"
+run "dependency boundaries" env LEAN_DIR="$lean" scripts/check-deps.sh
+
+# ---- eBPF objects ----------------------------------------------------------
+step "eBPF objects: size, maps, max_entries"
+bpf=$target/bpf
+if ! scripts/build-ebpf.sh "$bpf" > "$lean/build-ebpf.log" 2>&1; then
+  cat "$lean/build-ebpf.log" >&2
+  fail "scripts/build-ebpf.sh"
+else
+  for obj in "$bpf"/*.o; do
+    name=$(basename "$obj" .o)
+    if [[ -z "${BPF_SIZE[$name]:-}" ]]; then
+      fail "$name.o has no budget: add it to scripts/verify-lean.sh"
+      continue
+    fi
+    s=$(size_of "$obj")
+    if ! python3 scripts/bpf-maps.py "$obj" > "$lean/maps-$name.jsonl"; then
+      fail "$name.o: cannot list its maps (bpftool btf dump)"
+      continue
+    fi
+    read -r nmaps ring entries bytes worst < <(python3 - "$lean/maps-$name.jsonl" <<'PY'
+import json, sys
+maps = [json.loads(l) for l in open(sys.argv[1])]
+ring = max([m["max_entries"] for m in maps if m["type"] == "ringbuf"] or [0])
+other = [m for m in maps if m["type"] != "ringbuf"]
+worst = max(other, key=lambda m: m["max_entries"], default={"name": "-", "max_entries": 0})
+print(len(maps), ring, worst["max_entries"], sum(m["bytes"] for m in maps), worst["name"])
+PY
+    )
+    printf '%-18s %6d bytes (budget %6d)  maps %2d (≤%2d)  ringbuf %7d (≤%7d)  max_entries %6d [%s] (≤%6d)  map memory %7d (≤%7d)\n' \
+      "$name" "$s" "${BPF_SIZE[$name]}" "$nmaps" "${BPF_MAPS[$name]}" "$ring" "${BPF_RINGBUF[$name]}" \
+      "$entries" "$worst" "${BPF_ENTRIES[$name]}" "$bytes" "${BPF_BYTES[$name]}" | tee -a "$report"
+    ((s > BPF_SIZE[$name])) && fail "$name.o is $s bytes, above its budget of ${BPF_SIZE[$name]}"
+    ((nmaps > BPF_MAPS[$name])) && fail "$name.o declares $nmaps maps, above its budget of ${BPF_MAPS[$name]}"
+    ((ring > BPF_RINGBUF[$name])) && fail "$name.o ring buffer is $ring bytes, above its budget of ${BPF_RINGBUF[$name]}"
+    ((entries > BPF_ENTRIES[$name])) && fail "$name.o map \`$worst\` has max_entries $entries, above the budget of ${BPF_ENTRIES[$name]}"
+    ((bytes > BPF_BYTES[$name])) && fail "$name.o maps ask for ~$bytes bytes, above the budget of ${BPF_BYTES[$name]}"
+  done
+  for name in "${!BPF_SIZE[@]}"; do
+    [[ -f "$bpf/$name.o" ]] || fail "$name.o has a budget but was not built"
+  done
+fi
+
+echo
+echo "verify-lean: report in $report; dependency snapshots in $lean/deps-*.txt"
+for w in "${warnings[@]}"; do echo "verify-lean: warning: $w"; done
+if ((${#failures[@]})); then
+  for f in "${failures[@]}"; do echo "verify-lean: failed: $f"; done
+  echo "verify-lean: FAILED (${#failures[@]} failed, ${#warnings[@]} warnings)"
+  exit 1
+fi
+echo "verify-lean: passed (${#warnings[@]} warnings)"
