@@ -281,8 +281,10 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 if !head_only {
                     out.extend_from_slice(body.as_bytes());
                 }
-                write_all(&mut s, &out, write_deadline).await;
+                // Counted before the write: a client that has read the
+                // response sees itself counted.
                 ctx.stats.count(RequestResult::Ok);
+                write_all(&mut s, &out, write_deadline).await;
                 return;
             }
             Err(_) => {
