@@ -76,7 +76,7 @@ prog_stats "$AGENT_PID" >"$WORK/h1"
 d=$(prog_delta "$WORK/h0" "$WORK/h1" inet_sock_set_state | sed -n 's/^sum://p')
 echo "opening $held connections: ${d%%:*} ns per inet_sock_set_state run (${d##*:} runs)"
 result scaling "successful connects (open $hold)" "${d%%:*}" - "ns/state change" - - \
-  "${d##*:} runs of inet_sock_set_state while opening $hold loopback connections: client and server transitions, mostly filtered out"
+  "${d##*:} runs of inet_sock_set_state while opening $hold loopback connections (4 per connection: client CLOSE->SYN_SENT captures the owner, SYN_SENT->ESTABLISHED, and two server-side ones the filter drops at once)"
 run "connect storm, $hold sockets held" "inet_sock_set_state tcp_receive_reset" connect 0 20000 0 1 "$port"
 kill "$HOLD_PID" 2>/dev/null || true
 

@@ -58,11 +58,7 @@ fn header(kind: u16, size: usize, ts: u64) -> RecordHeader {
 
 fn refused(dst_last_octet: u8, dport: u16, sport: u16, ts: u64) -> NetworkRecord {
     let mut r = NetworkRecord {
-        hdr: header(
-            REC_CONNECT_FAILED,
-            std::mem::size_of::<NetworkRecord>(),
-            ts,
-        ),
+        hdr: header(REC_CONNECT_FAILED, std::mem::size_of::<NetworkRecord>(), ts),
         tgid: 4242,
         pid: 4243,
         family: 2,
@@ -128,7 +124,11 @@ impl Pipeline {
 
     fn record(&mut self, bytes: &[u8]) {
         self.counters.event(self.observer);
-        if self.classifier.record(bytes, &self.clock, &mut self.candidates).is_err() {
+        if self
+            .classifier
+            .record(bytes, &self.clock, &mut self.candidates)
+            .is_err()
+        {
             self.counters.malformed(self.observer);
         }
         for c in self.candidates.drain(..) {
@@ -205,7 +205,12 @@ fn network_records(dsts: u8, base_ts: u64) -> Vec<Vec<u8>> {
     (0..4096u16)
         .map(|i| {
             let d = u8::try_from(i % u16::from(dsts)).unwrap_or(0);
-            let r = refused(d, 8000 + u16::from(d), 32768 + i, base_ts + u64::from(i) * 1000);
+            let r = refused(
+                d,
+                8000 + u16::from(d),
+                32768 + i,
+                base_ts + u64::from(i) * 1000,
+            );
             as_bytes(&r).to_vec()
         })
         .collect()
@@ -364,11 +369,7 @@ mod ring {
             .try_into()
             .map_err(|e| format!("{e}"))?;
         prog.load().map_err(|e| format!("load `produce`: {e}"))?;
-        let fd = prog
-            .fd()
-            .map_err(|e| format!("{e}"))?
-            .as_fd()
-            .as_raw_fd();
+        let fd = prog.fd().map_err(|e| format!("{e}"))?.as_fd().as_raw_fd();
         let mut cfg: Array<_, ProducerCfg> =
             Array::try_from(ebpf.take_map("producer").ok_or("no map `producer`")?)
                 .map_err(|e| format!("{e}"))?;
@@ -391,7 +392,10 @@ mod ring {
         let total = batches * u64::from(BATCH);
         let mut out = Vec::new();
 
-        for (name, window) in [("ring/drain-only", None), ("ring/drain+pipeline", Some(10_000))] {
+        for (name, window) in [
+            ("ring/drain-only", None),
+            ("ring/drain+pipeline", Some(10_000)),
+        ] {
             let mut p = window.map(|w| Pipeline::new(Box::new(NetworkClassifier::default()), w));
             let mut drained = 0u64;
             let mut wall = 0u64;
