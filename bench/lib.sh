@@ -94,11 +94,14 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts the agent on the built-in production-default profile with the
-# file sink into $WORK/occ; sets AGENT_PID. Extra args go to the agent.
+# Starts the agent on the built-in production-default profile (or the TOML
+# in $AGENT_TOML) with the file sink into $WORK/occ; sets AGENT_PID. Extra
+# args go to the agent.
 agent_start() {
   mkdir -p "$WORK/occ"
-  : >"$WORK/tapio.toml" # empty: the built-in production default, whatever /etc holds
+  # Empty unless AGENT_TOML is set: the built-in production default,
+  # whatever /etc/tapio holds.
+  printf '%s\n' "${AGENT_TOML:-}" >"$WORK/tapio.toml"
   "$AGENT" --config "$WORK/tapio.toml" --ebpf-dir "$BPF_DIR" --sink file --data-dir "$WORK/occ" "$@" \
     >"$WORK/agent.out" 2>"$WORK/agent.log" &
   AGENT_PID=$!

@@ -216,7 +216,27 @@ fn network_records(dsts: u8, base_ts: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `TAPIO_BENCH_PRINT_CONFIG=quiet-network`: prints the production-default
+/// compiled config with every network fact off (observer still enabled),
+/// for bench/scaling.sh to measure the cost of the kernel filter alone.
+fn print_config(which: &str) {
+    let mut cfg = tapio_wire::CompiledConfig::production_default();
+    match which {
+        "quiet-network" => {
+            cfg.network.connect_failures = false;
+            cfg.network.retransmits = false;
+            cfg.network.rtt = false;
+        }
+        other => panic!("unknown config {other}"),
+    }
+    println!("{}", serde_json::to_string(&cfg).expect("config serializes"));
+}
+
 fn main() {
+    if let Ok(which) = std::env::var("TAPIO_BENCH_PRINT_CONFIG") {
+        print_config(&which);
+        return;
+    }
     let n: u64 = std::env::var("TAPIO_BENCH_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
