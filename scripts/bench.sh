@@ -18,6 +18,9 @@ source "$(dirname "$0")/../bench/lib.sh"
 need_root
 need_peers
 build_all
+# Build the bench binary now: compiling while waiting for quiet, or inside
+# the measurement, would load the machine being measured.
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo bench -q -p tapio-agent --bench hot_path --no-run 2>/dev/null)
 export BENCH_RESULTS=$RESULTS BENCH_NO_BUILD=1 CARGO_TARGET_DIR=$TARGET
 : >"$RESULTS"
 echo "bench: load average before measuring: $(wait_quiet 1.0 "${BENCH_WAIT_QUIET:-0}")"
