@@ -93,7 +93,9 @@ pub struct LoadedObject {
 /// # Errors
 /// `/sys/kernel/btf/vmlinux` is missing or unreadable.
 pub fn kernel_btf() -> Result<Btf, LoadError> {
-    Btf::from_sys_fs().map_err(|e| LoadError::Btf { source: Box::new(e) })
+    Btf::from_sys_fs().map_err(|e| LoadError::Btf {
+        source: Box::new(e),
+    })
 }
 
 impl LoadedObject {
