@@ -15,9 +15,12 @@ step() { printf '\n=== %s ===\n' "$*"; }
 step "system packages"; scripts/install-deps.sh
 step "eBPF objects"; scripts/build-ebpf.sh target/bpf
 step "cargo test --workspace"; cargo test --workspace
+step "OTLP sink (feature otlp)"; cargo test -p tapio-agent --features otlp --lib --test otlp
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
 step "profile fuzzing (bounded)"; scripts/fuzz-profile.sh
 step "smoke: eBPF network"; scripts/smoke-ebpf-network.sh
 step "smoke: agent and controller"; scripts/smoke-agent-controller.sh
+step "deployment artefacts"; scripts/check-deploy.sh
+step "lean: fmt, clippy, budgets, dependency boundaries, eBPF budgets"; scripts/verify-lean.sh --skip-tests
 echo
 echo "test.sh: all steps passed"

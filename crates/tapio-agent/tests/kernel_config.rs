@@ -133,21 +133,31 @@ fn controller_mode_before_any_config_is_silent_and_unconfigured() {
         got.is_empty(),
         "unconfigured agent reported port {port}: {got:#?}"
     );
-    // The status file says unconfigured: generation 0, empty hash.
+    // The status file says unconfigured: generation 0, empty hash. It is
+    // rewritten every 5 s; wait for one written after the failed hello was
+    // counted (the first may predate it).
     let status_path = data.join(".tapio-status.json");
-    let end = std::time::Instant::now() + Duration::from_secs(8);
-    while !status_path.exists() && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let st: Value = serde_json::from_slice(&std::fs::read(&status_path).unwrap()).unwrap();
-    assert_eq!(st["config_hash"], "");
-    assert_eq!(st["config_generation"], 0);
-    assert!(
+    let hello_failures = |st: &Value| {
         st["counters"]["tapio_controller_send_failures_total{call=\"hello\"}"]
             .as_u64()
-            .unwrap()
-            >= 1
-    );
+            .unwrap_or(0)
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    let st = loop {
+        let st: Option<Value> = std::fs::read(&status_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match st {
+            Some(st) if hello_failures(&st) >= 1 => break st,
+            other => assert!(
+                std::time::Instant::now() < end,
+                "no status file counting the failed hello: {other:#?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(st["config_hash"], "");
+    assert_eq!(st["config_generation"], 0);
     assert_eq!(agent.log_count("config applied"), 0);
     let (code, _) = agent.stop();
     assert_eq!(code, 0);
