@@ -285,3 +285,57 @@ fn short_read_requeue_is_counted_and_never_reported() {
         "requeue counted: {requeued}"
     );
 }
+
+// Issue 5: the latency threshold changes at run time, through the config
+// carrier, with the same programs: above the injected delay nothing, below
+// it a latency_spike stamped with the new generation.
+#[test]
+fn latency_threshold_moves_at_runtime_without_reloading_programs() {
+    let Some(_k) = kernel_test(&["losetup", "cc", "bpftool"]) else {
+        return;
+    };
+    let high = config_with(|c| {
+        c["storage"]["latency_warning_us"] = json!(1_000_000);
+        c["storage"]["latency_critical_us"] = json!(2_000_000);
+    });
+    let agent = Agent::start("blk-cfg", &high, &[]);
+    let ids = bpf_prog_ids(agent.pid());
+    assert!(!ids.is_empty(), "bpftool shows the agent's programs");
+    let disk = FuseLoop::new("blk-cfg");
+    let (major, minor) = disk.major_minor();
+    let mm = format!("{major}:{minor}");
+
+    // Generation 1: warning at 1 s, the 300 ms read is not a spike.
+    assert_eq!(disk.read_direct(SLOW_OFF).unwrap(), IO);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        on_device(&agent.occurrences(), SPIKE, &mm).is_empty(),
+        "300 ms read under a 1 s threshold reported"
+    );
+
+    // Generation 2: warning at 200 ms, the same read is a spike.
+    std::fs::write(
+        agent.dir.join("compiled.json"),
+        serde_json::to_vec(&storage_config()).unwrap(),
+    )
+    .unwrap();
+    agent.signal(libc::SIGHUP);
+    agent.wait_log_count("config applied", 2, Duration::from_secs(10));
+    assert_eq!(disk.read_direct(SLOW_OFF).unwrap(), IO);
+    let all = agent.wait_for(Duration::from_secs(10), |all| {
+        !on_device(all, SPIKE, &mm).is_empty()
+    });
+    assert_eq!(
+        bpf_prog_ids(agent.pid()),
+        ids,
+        "no reload or re-attach on a threshold change"
+    );
+    let (code, _) = agent.stop();
+    assert_eq!(code, 0);
+    let spikes = on_device(&all, SPIKE, &mm);
+    assert_eq!(spikes.len(), 1, "{spikes:#?}");
+    let d = &spikes[0]["data"];
+    assert_eq!(d["config_generation"], 2);
+    assert_eq!(d["threshold_us"], 200_000);
+    assert!(d["latency_us"].as_u64().unwrap() >= SLOW_MS * 1000);
+}
