@@ -276,6 +276,10 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
         }
     }
     drop(applied_tx);
+    // Kernel BTF is only needed to load: its parsed form is megabytes.
+    // Hand it and the loaders' scratch back to the OS before settling in.
+    drop(btf);
+    crate::preflight::release_free_memory();
     if tasks.is_empty() {
         return Err(RunError::NoObserver(failures.join("; ")));
     }

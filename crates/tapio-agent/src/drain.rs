@@ -26,6 +26,12 @@ use crate::observers::{carrier_bytes, Classifier};
 use crate::sinks::{error_chain, Fanout};
 use crate::state::AgentState;
 
+/// The instant every observer's tick schedule starts from.
+fn tick_origin() -> tokio::time::Instant {
+    static ORIGIN: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(tokio::time::Instant::now)
+}
+
 /// A config to apply, with its generation and hash.
 #[derive(Debug, Clone)]
 pub struct ConfigUpdate {
@@ -194,8 +200,10 @@ impl ObserverTask {
         applied: tokio::sync::mpsc::UnboundedSender<(tapio_common::Observer, ApplyResult)>,
     ) -> Self {
         let o = self.obj.observer;
-        let mut ticker = tokio::time::interval(self.tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Every observer ticks on one shared schedule, so an idle agent wakes
+        // once per tick for all of them, not once per observer.
+        let mut ticker = tokio::time::interval_at(tick_origin(), self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut ticks: u64 = 0;
         let mut clock = Clock::now();
         let waiting = if let Some(u) = config.borrow_and_update().clone() {

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     preflight::raise_memlock();
+    preflight::limit_malloc_arenas();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -79,6 +79,21 @@ pub fn check_host() -> Result<(), PreflightError> {
     Ok(())
 }
 
+/// Caps glibc malloc at two arenas: the agent's few threads (runtime,
+/// sinks, controller) allocate little, and one arena per thread would keep
+/// megabytes of freed memory resident (RSS budget).
+pub fn limit_malloc_arenas() {
+    // SAFETY: mallopt only adjusts allocator tuning.
+    let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+}
+
+/// Returns freed heap memory to the OS (after start-up, when loading the
+/// eBPF objects and parsing kernel BTF has allocated and freed megabytes).
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    let _ = unsafe { libc::malloc_trim(0) };
+}
+
 /// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
 /// (before 5.11); harmless elsewhere.
 pub fn raise_memlock() {

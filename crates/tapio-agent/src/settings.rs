@@ -257,7 +257,7 @@ impl Settings {
                 )))
             }
         };
-        let tick_ms = file.drain.tick_ms.unwrap_or(100);
+        let tick_ms = file.drain.tick_ms.unwrap_or(200);
         if !(10..=1000).contains(&tick_ms) {
             return Err(SettingsError::Invalid(format!(
                 "drain.tick_ms {tick_ms} is outside 10..=1000"
