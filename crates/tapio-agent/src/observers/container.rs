@@ -15,13 +15,11 @@ use tapio_common::ebpf::container::{
     ContainerConfig, ContainerRecord, CFG_ABNORMAL_EXIT, CFG_OOM_KILL, REC_ABNORMAL_EXIT,
     REC_F_MEMCG_KNOWN, REC_F_MEMCG_V1, REC_OOM_KILL, STAT_OOM_EXIT_SKIPPED, STAT_OOM_MARK_FAILED,
 };
-use tapio_common::ebpf::{
-    as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
-};
+use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, ContainerSettings};
 
-use super::{check_header, comm_str, Classifier, Malformed};
+use super::{comm_str, parse_record, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::counters::Counters;
 use crate::fold::Candidate;
@@ -259,10 +257,6 @@ fn mib(bytes: u64) -> String {
     format!("{m:.1}MiB")
 }
 
-fn record_size(kind: u16) -> Option<usize> {
-    matches!(kind, REC_OOM_KILL | REC_ABNORMAL_EXIT).then_some(size_of::<ContainerRecord>())
-}
-
 impl Classifier for ContainerClassifier {
     fn observer(&self) -> Observer {
         Observer::Container
@@ -274,9 +268,8 @@ impl Classifier for ContainerClassifier {
         clock: &Clock,
         out: &mut Vec<Candidate>,
     ) -> Result<(), Malformed> {
-        let hdr = check_header(bytes, record_size)?;
-        let r: ContainerRecord =
-            read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+        let (hdr, r): (_, ContainerRecord) =
+            parse_record(bytes, &[REC_OOM_KILL, REC_ABNORMAL_EXIT])?;
         let unix_ns = clock.unix_ns(hdr.ts_boot_ns);
         out.push(if hdr.kind == REC_OOM_KILL {
             self.oom_kill(&r, unix_ns)

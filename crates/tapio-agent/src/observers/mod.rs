@@ -76,6 +76,22 @@ pub fn check_header(
     Ok(hdr)
 }
 
+/// Parses a record of type `T` whose kind is one of `kinds`: the common
+/// header is validated ([`check_header`]) with `size_of::<T>()` as the size
+/// of every listed kind, then the whole record is read.
+///
+/// # Errors
+/// Any [`Malformed`] condition.
+pub fn parse_record<T: tapio_common::ebpf::Plain>(
+    bytes: &[u8],
+    kinds: &[u16],
+) -> Result<(RecordHeader, T), Malformed> {
+    let size = std::mem::size_of::<T>();
+    let hdr = check_header(bytes, |k| kinds.contains(&k).then_some(size))?;
+    let rec = read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+    Ok((hdr, rec))
+}
+
 /// Userspace half of an observer: classification and windows.
 pub trait Classifier: Send {
     /// Which observer.

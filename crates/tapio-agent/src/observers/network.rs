@@ -8,13 +8,11 @@ use tapio_common::ebpf::network::{
     NetworkConfig, NetworkRecord, CFG_CONNECT, CFG_RETRANSMIT, CFG_RTT, REC_CONNECT_FAILED,
     REC_F_OWNER_KNOWN, REC_F_RST, REC_RETRANSMIT, REC_RTT_SAMPLE,
 };
-use tapio_common::ebpf::{
-    as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
-};
+use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, NetworkSettings};
 
-use super::{check_header, comm_str, Classifier, Malformed};
+use super::{comm_str, parse_record, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::counters::{Counters, FactDrop};
 use crate::fold::Candidate;
@@ -160,11 +158,6 @@ impl NetworkClassifier {
     }
 }
 
-fn record_size(kind: u16) -> Option<usize> {
-    matches!(kind, REC_CONNECT_FAILED | REC_RETRANSMIT | REC_RTT_SAMPLE)
-        .then_some(std::mem::size_of::<NetworkRecord>())
-}
-
 impl Classifier for NetworkClassifier {
     fn observer(&self) -> Observer {
         Observer::Network
@@ -176,9 +169,8 @@ impl Classifier for NetworkClassifier {
         clock: &Clock,
         out: &mut Vec<Candidate>,
     ) -> Result<(), Malformed> {
-        let hdr = check_header(bytes, record_size)?;
-        let r: NetworkRecord =
-            read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+        let (hdr, r): (_, NetworkRecord) =
+            parse_record(bytes, &[REC_CONNECT_FAILED, REC_RETRANSMIT, REC_RTT_SAMPLE])?;
         let unix_ns = clock.unix_ns(hdr.ts_boot_ns);
         let dest = Destination {
             addr: addr(r.family, &r.daddr),

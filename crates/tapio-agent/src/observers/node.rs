@@ -11,13 +11,11 @@
 //! observer is `unavailable` with the reason and emits nothing.
 
 use tapio_common::ebpf::node::{NodeConfig, NodeSample, REC_SAMPLE, STAT_READ_FAILED};
-use tapio_common::ebpf::{
-    as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
-};
+use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::Observer;
 use tapio_wire::CompiledConfig;
 
-use super::{check_header, Classifier, Malformed};
+use super::{parse_record, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::fold::Candidate;
 
@@ -78,10 +76,6 @@ impl Default for NodeClassifier {
     }
 }
 
-fn record_size(kind: u16) -> Option<usize> {
-    (kind == REC_SAMPLE).then_some(std::mem::size_of::<NodeSample>())
-}
-
 impl Classifier for NodeClassifier {
     fn observer(&self) -> Observer {
         Observer::Node
@@ -93,8 +87,7 @@ impl Classifier for NodeClassifier {
         clock: &Clock,
         out: &mut Vec<Candidate>,
     ) -> Result<(), Malformed> {
-        let hdr = check_header(bytes, record_size)?;
-        let s: NodeSample = read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+        let (hdr, s): (_, NodeSample) = parse_record(bytes, &[REC_SAMPLE])?;
         self.windows.sample(&s, clock.unix_ns(hdr.ts_boot_ns), out);
         Ok(())
     }

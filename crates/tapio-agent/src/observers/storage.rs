@@ -19,13 +19,11 @@ use tapio_common::ebpf::storage::{
     REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR,
     STAT_REQUEUED,
 };
-use tapio_common::ebpf::{
-    as_bytes, read_record, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
-};
+use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, StorageSettings};
 
-use super::{check_header, Classifier, Malformed};
+use super::{parse_record, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::counters::{Counters, FactDrop};
 use crate::fold::Candidate;
@@ -201,10 +199,6 @@ impl StorageClassifier {
     }
 }
 
-fn record_size(kind: u16) -> Option<usize> {
-    matches!(kind, REC_IO_ERROR | REC_LATENCY).then_some(size_of::<StorageRecord>())
-}
-
 impl Classifier for StorageClassifier {
     fn observer(&self) -> Observer {
         Observer::Storage
@@ -216,9 +210,7 @@ impl Classifier for StorageClassifier {
         clock: &Clock,
         out: &mut Vec<Candidate>,
     ) -> Result<(), Malformed> {
-        let hdr = check_header(bytes, record_size)?;
-        let r: StorageRecord =
-            read_record(bytes).ok_or(Malformed::Truncated { len: bytes.len() })?;
+        let (hdr, r): (_, StorageRecord) = parse_record(bytes, &[REC_IO_ERROR, REC_LATENCY])?;
         out.push(self.candidate(hdr.kind, &r, clock.unix_ns(hdr.ts_boot_ns)));
         Ok(())
     }
