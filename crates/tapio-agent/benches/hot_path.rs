@@ -229,7 +229,10 @@ fn print_config(which: &str) {
         }
         other => panic!("unknown config {other}"),
     }
-    println!("{}", serde_json::to_string(&cfg).expect("config serializes"));
+    println!(
+        "{}",
+        serde_json::to_string(&cfg).expect("config serializes")
+    );
 }
 
 fn main() {
