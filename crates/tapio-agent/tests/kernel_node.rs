@@ -193,9 +193,51 @@ fn fault_pages(pages: usize) {
     }
 }
 
+/// Keeps every online CPU busy while it lives: a cpu-clock sampling event
+/// does not fire on an idle (tickless) CPU, so on a quiet machine an idle
+/// CPU contributes no snapshots and a window would cover fewer CPUs.
+struct BusyCpus {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyCpus {
+    fn start() -> BusyCpus {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let threads = (0..online_cpus())
+            .map(|cpu| {
+                let stop = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds.
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(usize::try_from(cpu).unwrap(), &mut set);
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                    }
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        BusyCpus { stop, threads }
+    }
+}
+
+impl Drop for BusyCpus {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 #[test]
 fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
     let Some(_k) = kernel_test(&[]) else { return };
+    let _busy = BusyCpus::start();
     const WINDOW_MS: u64 = 2000;
     const FAULTS: u64 = 16_384;
     let cfg = config_with(|c| {
