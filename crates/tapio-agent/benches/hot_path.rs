@@ -124,6 +124,12 @@ impl Pipeline {
 
     fn record(&mut self, bytes: &[u8]) {
         self.counters.event(self.observer);
+        let raw = self.classifier.raw_fold_key(bytes);
+        if let Some((k, boot_ns)) = &raw {
+            if self.folder.absorb(k, self.clock.unix_ns(*boot_ns)) {
+                return;
+            }
+        }
         if self
             .classifier
             .record(bytes, &self.clock, &mut self.candidates)
@@ -131,8 +137,9 @@ impl Pipeline {
         {
             self.counters.malformed(self.observer);
         }
+        let key = raw.filter(|_| self.candidates.len() == 1).map(|(k, _)| k);
         for c in self.candidates.drain(..) {
-            self.folder.push(c, &mut self.out);
+            self.folder.push_keyed(c, key, &mut self.out);
         }
         for o in self.out.drain(..) {
             let facts = match o.data.get("count") {

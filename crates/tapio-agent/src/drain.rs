@@ -20,7 +20,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::fold::{Candidate, Folder};
+use crate::fold::{Candidate, Folder, RawKey};
 use crate::loader::LoadedObject;
 use crate::observers::{carrier_bytes, Classifier};
 use crate::sinks::{error_chain, Fanout};
@@ -71,6 +71,8 @@ pub struct ObserverTask {
     tick: Duration,
     max_records: usize,
     candidates: Vec<Candidate>,
+    /// Raw fold keys of `candidates`, index for index.
+    raw_keys: Vec<Option<RawKey>>,
 }
 
 impl ObserverTask {
@@ -102,6 +104,7 @@ impl ObserverTask {
             tick,
             max_records,
             candidates: Vec::with_capacity(256),
+            raw_keys: Vec::with_capacity(256),
         })
     }
 
@@ -135,6 +138,7 @@ impl ObserverTask {
         let o = self.obj.observer;
         let counters = Arc::clone(&self.state.counters);
         let ring = self.ring.get_mut();
+        self.raw_keys.resize(self.candidates.len(), None);
         let mut n = 0;
         while n < self.max_records {
             let Some(item) = ring.next() else {
@@ -142,10 +146,23 @@ impl ObserverTask {
             };
             n += 1;
             counters.event(o);
+            // A repeat of an open fold window is counted without building
+            // its facts (storms cost a parse and a lookup per record).
+            let raw = self.classifier.raw_fold_key(&item);
+            if let Some((k, boot_ns)) = &raw {
+                if self.folder.absorb(k, clock.unix_ns(*boot_ns)) {
+                    continue;
+                }
+            }
+            let before = self.candidates.len();
             if let Err(e) = self.classifier.record(&item, clock, &mut self.candidates) {
                 counters.malformed(o);
                 tracing::debug!(observer = %o, error = %e, "malformed record dropped");
             }
+            let added = self.candidates.len() - before;
+            let key = raw.filter(|_| added == 1).map(|(k, _)| k);
+            self.raw_keys.push(key);
+            self.raw_keys.resize(self.candidates.len(), None);
         }
         counters.drain_cap(o);
         true
@@ -156,8 +173,9 @@ impl ObserverTask {
             return;
         }
         let mut out = Vec::with_capacity(self.candidates.len());
-        for c in self.candidates.drain(..) {
-            self.folder.push(c, &mut out);
+        self.raw_keys.resize(self.candidates.len(), None);
+        for (c, raw) in self.candidates.drain(..).zip(self.raw_keys.drain(..)) {
+            self.folder.push_keyed(c, raw, &mut out);
         }
         for occ in out {
             self.fanout.emit(occ);

@@ -65,7 +65,22 @@ impl Candidate {
     }
 }
 
+/// A fold key taken straight from a ring record's bytes, before any fact
+/// is built: the anomaly, the judging generation and the raw fields the
+/// key facts are made from (zero-padded). Equal raw keys make equal key
+/// facts, so a repeat found by raw key is folded without classifying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawKey {
+    /// Which anomaly the record will be.
+    pub anomaly: Anomaly,
+    /// Generation that judged it.
+    pub generation: u64,
+    /// The identity fields, as bytes.
+    pub bytes: [u8; 64],
+}
+
 struct Window {
+    raw: Option<RawKey>,
     anomaly: Anomaly,
     severity: Severity,
     outcome: Outcome,
@@ -83,6 +98,8 @@ pub struct Folder {
     window_ns: u64,
     max_keys: usize,
     open: HashMap<u64, Window>,
+    /// Raw keys of open windows, to the window's key hash.
+    raw: HashMap<RawKey, u64>,
 }
 
 fn hash_fact<H: Hasher>(v: &Fact, h: &mut H) {
@@ -116,7 +133,33 @@ impl Folder {
             window_ns: u64::from(window_ms) * 1_000_000,
             max_keys,
             open: HashMap::new(),
+            raw: HashMap::new(),
         }
+    }
+
+    /// Counts a repeat found by its raw key in an open window that still
+    /// covers `unix_ns`; false when the record must be classified (no such
+    /// window, or it is over).
+    pub fn absorb(&mut self, raw: &RawKey, unix_ns: u64) -> bool {
+        let Some(h) = self.raw.get(raw) else {
+            return false;
+        };
+        match self.open.get_mut(h) {
+            Some(w) if w.raw.as_ref() == Some(raw) && unix_ns < w.end_ns => {
+                w.repeats += 1;
+                w.last_ns = w.last_ns.max(unix_ns);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn close(&mut self, h: u64) -> Option<Occurrence> {
+        let w = self.open.remove(&h)?;
+        if let Some(r) = &w.raw {
+            self.raw.remove(r);
+        }
+        follow_up(w)
     }
 
     /// Changes the window; open windows keep the bounds they opened with.
@@ -132,6 +175,12 @@ impl Folder {
 
     /// Folds `c`, pushing what leaves now to `out`.
     pub fn push(&mut self, c: Candidate, out: &mut Vec<Occurrence>) {
+        self.push_keyed(c, None, out);
+    }
+
+    /// [`Folder::push`], registering `raw` for a window `c` opens so that
+    /// later repeats can be [absorbed](Folder::absorb) unclassified.
+    pub fn push_keyed(&mut self, c: Candidate, raw: Option<RawKey>, out: &mut Vec<Occurrence>) {
         if !c.fold || self.window_ns == 0 {
             let count = c.fold.then_some(1);
             out.push(c.into_occurrence(count));
@@ -146,9 +195,7 @@ impl Folder {
                     return;
                 }
                 // The window is over: its follow-up leaves first.
-                if let Some(w) = self.open.remove(&h) {
-                    out.extend(follow_up(w));
-                }
+                out.extend(self.close(h));
             } else {
                 // Hash collision with another key: never merge, emit alone.
                 out.push(c.into_occurrence(Some(1)));
@@ -159,9 +206,13 @@ impl Folder {
             out.push(c.into_occurrence(Some(1)));
             return;
         }
+        if let Some(r) = raw {
+            self.raw.insert(r, h);
+        }
         self.open.insert(
             h,
             Window {
+                raw,
                 anomaly: c.anomaly,
                 severity: c.severity,
                 outcome: c.outcome,
@@ -186,15 +237,14 @@ impl Folder {
             .map(|(h, _)| *h)
             .collect();
         for h in expired {
-            if let Some(w) = self.open.remove(&h) {
-                out.extend(follow_up(w));
-            }
+            out.extend(self.close(h));
         }
     }
 
     /// Closes every window now (shutdown): follow-ups carry the bounds
     /// actually observed.
     pub fn flush_all(&mut self, out: &mut Vec<Occurrence>) {
+        self.raw.clear();
         for (_, w) in self.open.drain() {
             out.extend(follow_up(w));
         }
@@ -315,6 +365,43 @@ mod tests {
         }
         f.flush_all(&mut out);
         assert_eq!(out.iter().map(count).sum::<u64>(), 10);
+    }
+
+    fn raw(port: u8) -> RawKey {
+        let mut bytes = [0u8; 64];
+        bytes[0] = port;
+        RawKey {
+            anomaly: Anomaly::ConnectionRefused,
+            generation: 1,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn raw_keys_absorb_repeats_and_accounting_stays_exact() {
+        let mut f = Folder::new(1000, 16);
+        let mut out = Vec::new();
+        assert!(!f.absorb(&raw(9), 0), "no window yet");
+        f.push_keyed(cand(9, 0), Some(raw(9)), &mut out);
+        for t in 1..50 {
+            assert!(f.absorb(&raw(9), t * 1_000_000));
+        }
+        assert!(!f.absorb(&raw(10), 1_000_000), "other key");
+        assert!(!f.absorb(&raw(9), 1_000 * 1_000_000), "window over");
+        // The record absorb refused goes the full way and closes the window.
+        f.push_keyed(cand(9, 1000), Some(raw(9)), &mut out);
+        f.flush_all(&mut out);
+        assert_eq!(out.iter().map(count).sum::<u64>(), 51);
+        let counts: Vec<u64> = out.iter().map(count).collect();
+        assert_eq!(
+            counts,
+            vec![1, 49, 1],
+            "first, follow-up of 49, first of the new window"
+        );
+        assert!(
+            !f.absorb(&raw(9), 1_001 * 1_000_000),
+            "flushed windows forget raw keys"
+        );
     }
 
     #[test]

@@ -108,6 +108,15 @@ pub trait Classifier: Send {
         out: &mut Vec<Candidate>,
     ) -> Result<(), Malformed>;
 
+    /// The raw fold key of a record and its boot-time stamp, when the
+    /// record would become exactly one foldable candidate whose key facts
+    /// come from those raw fields; `None` sends it through [`record`].
+    ///
+    /// [`record`]: Classifier::record
+    fn raw_fold_key(&self, _bytes: &[u8]) -> Option<(crate::fold::RawKey, u64)> {
+        None
+    }
+
     /// Closes windows that ended before `now_unix_ns`.
     fn tick(&mut self, _now_unix_ns: u64, _out: &mut Vec<Candidate>) {}
 

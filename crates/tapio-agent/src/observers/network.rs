@@ -15,7 +15,7 @@ use tapio_wire::{CompiledConfig, NetworkSettings};
 use super::{comm_str, parse_record, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::counters::{Counters, FactDrop};
-use crate::fold::Candidate;
+use crate::fold::{Candidate, RawKey};
 
 mod windows;
 pub use windows::{Destination, RetransmitWindows, RttBaselines};
@@ -161,6 +161,34 @@ impl NetworkClassifier {
 impl Classifier for NetworkClassifier {
     fn observer(&self) -> Observer {
         Observer::Network
+    }
+
+    fn raw_fold_key(&self, bytes: &[u8]) -> Option<(RawKey, u64)> {
+        let (hdr, r): (_, NetworkRecord) = parse_record(bytes, &[REC_CONNECT_FAILED]).ok()?;
+        // The fields `connect_failed` builds its key facts from.
+        let (anomaly, class) = match r.sk_err {
+            ECONNREFUSED => (Anomaly::ConnectionRefused, 0u8),
+            ETIMEDOUT => (Anomaly::ConnectionTimeout, 1),
+            0 => (Anomaly::ConnectionTimeout, 2),
+            _ => return None,
+        };
+        let mut k = [0u8; 64];
+        k[..16].copy_from_slice(&r.daddr);
+        k[16..18].copy_from_slice(&r.dport.to_ne_bytes());
+        k[18..20].copy_from_slice(&r.family.to_ne_bytes());
+        k[20] = class;
+        if r.flags & REC_F_OWNER_KNOWN != 0 {
+            k[21] = 1;
+            k[22..26].copy_from_slice(&r.tgid.to_ne_bytes());
+            k[26..42].copy_from_slice(&r.comm);
+            k[42..50].copy_from_slice(&r.cgroup_id.to_ne_bytes());
+        }
+        let key = RawKey {
+            anomaly,
+            generation: hdr.generation,
+            bytes: k,
+        };
+        Some((key, hdr.ts_boot_ns))
     }
 
     fn record(
