@@ -101,6 +101,10 @@ impl Agent {
     /// Starts the agent with `config` (a CompiledConfig JSON) and extra
     /// args; waits until it reports the config applied.
     pub fn start(tag: &str, config: &Value, extra: &[&str]) -> Agent {
+        Agent::launch(tag, config, "", extra)
+    }
+
+    fn launch(tag: &str, config: &Value, toml_extra: &str, extra: &[&str]) -> Agent {
         let dir = tempdir(tag);
         let cfg_path = dir.join("compiled.json");
         std::fs::write(&cfg_path, serde_json::to_vec(config).unwrap()).unwrap();
@@ -108,7 +112,7 @@ impl Agent {
         std::fs::write(
             &toml_path,
             format!(
-                "compiled_config = {:?}\n[drain]\ntick_ms = 50\n",
+                "compiled_config = {:?}\n{toml_extra}\n[drain]\ntick_ms = 50\n",
                 cfg_path.display().to_string()
             ),
         )
@@ -693,54 +697,6 @@ impl Agent {
     /// [`Agent::start`] with `toml_extra` appended to the agent's TOML
     /// (e.g. a `[metrics]` section).
     pub fn start_toml(tag: &str, config: &Value, toml_extra: &str, extra: &[&str]) -> Agent {
-        let dir = tempdir(tag);
-        let cfg_path = dir.join("compiled.json");
-        std::fs::write(&cfg_path, serde_json::to_vec(config).unwrap()).unwrap();
-        let toml_path = dir.join("tapio.toml");
-        std::fs::write(
-            &toml_path,
-            format!(
-                "compiled_config = {:?}\n{toml_extra}\n[drain]\ntick_ms = 50\n",
-                cfg_path.display().to_string()
-            ),
-        )
-        .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapio-agent"));
-        cmd.arg("--config")
-            .arg(&toml_path)
-            .arg("--ebpf-dir")
-            .arg(ebpf_dir())
-            .arg("--sink")
-            .arg("stdout")
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn tapio-agent");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let l = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    l.lock().unwrap().push(v);
-                }
-            }
-        });
-        let g = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("agent: {line}");
-                g.lock().unwrap().push(line);
-            }
-        });
-        let agent = Agent {
-            child,
-            lines,
-            log,
-            dir,
-        };
-        agent.wait_log("config applied", Duration::from_secs(20));
-        agent
+        Agent::launch(tag, config, toml_extra, extra)
     }
 }
