@@ -303,25 +303,14 @@ impl NetnsPair {
         sh_quiet(&format!("ip netns del {}", self.b));
     }
 
-    /// Runs `f` on a thread named `name` inside namespace `ns`.
+    /// Runs `f` on a thread named `name` inside namespace `ns` and waits
+    /// for its result.
     pub fn run_in<T: Send + 'static>(
         ns: &str,
         name: &str,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> T {
-        let path = format!("/var/run/netns/{ns}");
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-                // SAFETY: setns on a valid netns fd affects only this thread.
-                let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .unwrap()
-            .join()
-            .unwrap()
+        spawn_in(ns, name, f).join().unwrap()
     }
 }
 
