@@ -28,11 +28,25 @@ const NORMAL_OFF: u64 = 4 * MIB;
 const SLOW_MS: u64 = 300;
 const IO: usize = 4096;
 
+/// Tools a storage test needs: `cc` only where the FUSE program is built here.
+fn storage_tools(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec!["losetup"];
+    if std::env::var_os("TAPIO_FUSE_BIN").is_none() {
+        v.push("cc");
+    }
+    v.extend_from_slice(extra);
+    v
+}
+
 /// Builds the FUSE program once, installing libfuse3 when it is missing
 /// (CI starts from a fresh machine).
 fn fuse_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // Prebuilt (the kernel-matrix VMs have no compiler).
+        if let Some(bin) = std::env::var_os("TAPIO_FUSE_BIN") {
+            return PathBuf::from(bin);
+        }
         let ok = |cmd: &str| {
             Command::new("sh")
                 .arg("-c")
@@ -190,7 +204,7 @@ fn on_device<'a>(all: &'a [Value], kind: &str, mm: &str) -> Vec<&'a Value> {
 
 #[test]
 fn eio_slow_and_normal_reads_give_exact_evidence_on_the_loop_device() {
-    let Some(_k) = kernel_test(&["losetup", "cc"]) else {
+    let Some(_k) = kernel_test(&storage_tools(&[])) else {
         return;
     };
     let agent = Agent::start("blk", &storage_config(), &[]);
@@ -251,7 +265,7 @@ fn eio_slow_and_normal_reads_give_exact_evidence_on_the_loop_device() {
 // correlation drop and must never surface as an error or a spike.
 #[test]
 fn short_read_requeue_is_counted_and_never_reported() {
-    let Some(_k) = kernel_test(&["losetup", "cc"]) else {
+    let Some(_k) = kernel_test(&storage_tools(&[])) else {
         return;
     };
     let data = tempdir("blk-requeue-data");
@@ -291,7 +305,7 @@ fn short_read_requeue_is_counted_and_never_reported() {
 // it a latency_spike stamped with the new generation.
 #[test]
 fn latency_threshold_moves_at_runtime_without_reloading_programs() {
-    let Some(_k) = kernel_test(&["losetup", "cc", "bpftool"]) else {
+    let Some(_k) = kernel_test(&storage_tools(&["bpftool"])) else {
         return;
     };
     let high = config_with(|c| {

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Kernel matrix: runs the real-kernel test binaries (crates/tapio-agent/tests/
+# kernel_*.rs, the same ones `cargo test` runs on the host) inside QEMU on
+# Debian's own kernel packages, one VM per kernel, and prints one line per
+# kernel x test. Fails on any failed, missing or unreported test.
+#
+# Usage: scripts/test-kernels.sh [SERIES...]     (default: every line of
+#        scripts/kernels/kernels.list; see docs/kernels.md)
+# Env:   TAPIO_MATRIX_FILTER=substring  run only tests whose name contains it
+#        TAPIO_MATRIX_JOBS=N            VMs at once (default 2)
+#        TAPIO_MATRIX_TIMEOUT=SECONDS   per VM (default 1500)
+#
+# Each VM boots the kernel (TCG: nested KVM hangs here) with an initramfs of
+# busybox, the test binaries, the agent, the eBPF objects and the host tools
+# the tests call; its /init runs each test alone and reports on a second
+# serial port. Results come only from that port: a test is passed only when
+# its own `TAPIO-RESULT ... 0` line is there and the report is complete.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+kdir=$root/scripts/kernels
+work=$root/target/kernels
+mkdir -p "$work"
+jobs=${TAPIO_MATRIX_JOBS:-2}
+vm_timeout=${TAPIO_MATRIX_TIMEOUT:-1500}
+filter=${TAPIO_MATRIX_FILTER:-}
+
+if [ $# -gt 0 ]; then
+  series=("$@")
+else
+  mapfile -t series < <(awk '!/^#/ && NF {print $1}' "$kdir/kernels.list")
+fi
+
+# --- what the host needs -------------------------------------------------
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /bin/busybox ] && file -b /bin/busybox | grep -q static || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+command -v file >/dev/null || need+=(file)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v zstd >/dev/null || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-kernels: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+scripts/install-deps.sh
+
+# --- build: eBPF objects, agent, test binaries, FUSE helper --------------
+scripts/build-ebpf.sh target/bpf >/dev/null
+cargo build -q -p tapio-agent --bin tapio-agent
+mapfile -t bins < <(cargo test -q -p tapio-agent --no-run --message-format=json 2>/dev/null |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name", "").startswith("kernel_"):
+        print(m["executable"])
+')
+[ ${#bins[@]} -gt 0 ] || { echo "test-kernels: no kernel_* test binaries built" >&2; exit 1; }
+fuse_bin=$work/tapio_fuse_disk
+cc -O2 -Wall -o "$fuse_bin" crates/tapio-agent/tests/fuse/tapio_fuse_disk.c $(pkg-config --cflags --libs fuse3)
+
+list=$work/tests.list
+: > "$list"
+for b in "${bins[@]}"; do
+  "$b" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | while read -r t; do
+    case $t in *"$filter"*) echo "$b $t" >> "$list" ;; esac
+  done
+done
+ntests=$(wc -l < "$list")
+[ "$ntests" -gt 0 ] || { echo "test-kernels: no test matches \`$filter\`" >&2; exit 1; }
+
+envf=$work/tests.env
+cat > "$envf" <<ENV
+export CI=true
+export TAPIO_EBPF_DIR=$root/target/bpf
+export TAPIO_FUSE_BIN=$fuse_bin
+export TAPIO_IN_VM=1
+export RUST_BACKTRACE=1
+ENV
+# Directories the tests resolve at run time (CARGO_MANIFEST_DIR/../..).
+mkdir -p "$work/empty"
+common=$work/common.cpio
+scripts/kernels/initramfs.sh common "$common" "$list" "$envf" \
+  "${bins[@]}" "$root/target/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
+# The workspace layout the tests canonicalize.
+stage=$(mktemp -d)
+mkdir -p "$stage$root/crates/tapio-agent/tests/fuse"
+cp crates/tapio-agent/tests/fuse/tapio_fuse_disk.c "$stage$root/crates/tapio-agent/tests/fuse/"
+(cd "$stage" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) >> "$common"
+rm -rf "$stage"
+
+# --- one VM per kernel ----------------------------------------------------
+run_vm() { # SERIES
+  local s=$1 kd vmlinuz out
+  kd=$("$kdir/fetch.sh" "$s")
+  vmlinuz=$(echo "$kd"/boot/vmlinuz-*)
+  out=$work/run-$s
+  rm -rf "$out"
+  mkdir -p "$out"
+  "$kdir/initramfs.sh" modules "$out/modules.cpio" "$kd"
+  cat "$common" "$out/modules.cpio" > "$out/initrd"
+  local t0=$SECONDS
+  timeout --foreground -k 10 "$vm_timeout" qemu-system-x86_64 \
+    -accel tcg -cpu max -smp 1 -m 2048 -no-reboot -display none -monitor none \
+    -kernel "$vmlinuz" -initrd "$out/initrd" \
+    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 cgroup_no_v1=all" \
+    -serial "file:$out/console.log" -serial "file:$out/results.log" \
+    >"$out/qemu.log" 2>&1 || echo "qemu exit $?" >> "$out/qemu.log"
+  echo $((SECONDS - t0)) > "$out/wall"
+  rm -f "$out/initrd"
+}
+
+pids=()
+for s in "${series[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  echo "test-kernels: booting $s ($ntests tests)" >&2
+  run_vm "$s" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+
+# --- report ----------------------------------------------------------------
+fail=0
+printf '\n%-22s %-18s %-78s %s\n' kernel binary test result
+for s in "${series[@]}"; do
+  out=$work/run-$s
+  res=$out/results.log
+  rel=$(awk '$1 == "TAPIO-BEGIN" {print $2}' "$res" 2>/dev/null || true)
+  rel=${rel:-$s?}
+  if ! grep -q "^TAPIO-BEGIN" "$res" 2>/dev/null; then
+    echo "$s: the VM never reported (see $out/console.log):" >&2
+    tail -n 30 "$out/console.log" >&2 || true
+    fail=1
+    continue
+  fi
+  if grep "^TAPIO-MODULE-FAILED\|^TAPIO-NO-BTF" "$res" >&2; then fail=1; fi
+  i=0
+  while read -r b t; do
+    i=$((i + 1))
+    line=$(awk -v n="$i" '$1 == "TAPIO-RESULT" && $2 == n' "$res")
+    name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
+    if [ -z "$line" ]; then
+      result="NOT RUN"
+      fail=1
+    else
+      read -r _ _ rc st en _ <<<"$line"
+      secs=$(awk -v a="$st" -v b="$en" 'BEGIN {printf "%.1f", b - a}')
+      if [ "$rc" = 0 ]; then result="ok (${secs} s)"; else result="FAILED rc=$rc (${secs} s)"; fail=1; fi
+    fi
+    printf '%-22s %-18s %-78s %s\n' "$rel" "$name" "$t" "$result"
+  done < "$list"
+  grep -q "^TAPIO-END $ntests\$" "$res" || { echo "$s: report incomplete (no TAPIO-END $ntests)" >&2; fail=1; }
+  echo "$rel: VM wall time $(cat "$out/wall") s" >&2
+done
+if [ "$fail" != 0 ]; then
+  for s in "${series[@]}"; do
+    out=$work/run-$s
+    [ -f "$out/console.log" ] || continue
+    awk '/^=== TEST /{buf=""; hdr=$0} {buf=buf $0 "\n"} /^=== END .* rc=[1-9]/{print hdr; printf "%s", buf}' \
+      "$out/console.log" | tail -n 200 | sed "s/^/[$s] /" >&2
+  done
+  echo "test-kernels: FAILED (logs in $work/run-*/console.log)" >&2
+  exit 1
+fi
+echo "test-kernels: ${#series[@]} kernels x $ntests tests passed"
