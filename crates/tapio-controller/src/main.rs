@@ -20,7 +20,8 @@ use tapio_wire::CompiledConfig;
 const EXIT_CODES: &str = "Exit codes:
   0  success (serve: stopped by SIGTERM/SIGINT; validate/compile: profile is valid)
   1  the profile is invalid (every problem is printed with line:column)
-  2  usage error (unknown flag, missing argument)
+  2  usage error (unknown flag, missing argument), or serving on a
+     non-loopback address without a token and without --insecure-no-auth
   3  runtime error (unreadable file, cannot bind, bad token file)";
 
 /// Tapio controller: distributes the compiled Evidence Profile to agents and
@@ -67,9 +68,14 @@ struct ServeArgs {
     #[arg(long)]
     profile: Option<String>,
     /// File holding the shared Bearer token (else env TAPIO_CONTROLLER_TOKEN;
-    /// neither = no authentication).
+    /// neither = no authentication, accepted on a loopback --listen only).
     #[arg(long)]
     token_file: Option<String>,
+    /// Serve without a token on a non-loopback --listen address: anyone who
+    /// can reach the port may register agents, post events and read
+    /// /v1/status.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// Largest request body, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: u64,
@@ -106,6 +112,7 @@ struct ServeArgs {
 /// Outcome that decides the exit code.
 enum Failure {
     Invalid(anyhow::Error),
+    Usage(String),
     Runtime(anyhow::Error),
 }
 
@@ -121,6 +128,10 @@ fn main() -> ExitCode {
         Err(Failure::Invalid(e)) => {
             eprintln!("tapio-controller: {e:#}");
             ExitCode::from(1)
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("tapio-controller: {e}");
+            ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
             eprintln!("tapio-controller: {e:#}");
@@ -189,6 +200,19 @@ fn token(args: &ServeArgs) -> anyhow::Result<Option<Token>> {
     }
 }
 
+/// Closed by default (the way Redis' protected mode is): serving on a
+/// non-loopback address without a token is refused unless the operator says
+/// `--insecure-no-auth`. Loopback needs nothing. Returns the one-line refusal.
+fn open_door(listen: SocketAddr, has_token: bool, insecure: bool) -> Option<String> {
+    if has_token || insecure || listen.ip().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "refusing to serve on non-loopback `{listen}` without a token: set --token-file or \
+         TAPIO_CONTROLLER_TOKEN, listen on 127.0.0.1/::1, or pass --insecure-no-auth"
+    ))
+}
+
 /// Raises the open-file soft limit to the hard limit: each connection is a
 /// file descriptor.
 fn raise_nofile() {
@@ -213,6 +237,15 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         None => CompiledConfig::production_default(),
     };
     let token = token(&args).map_err(rt)?;
+    if let Some(refusal) = open_door(args.listen, token.is_some(), args.insecure_no_auth) {
+        return Err(Failure::Usage(refusal));
+    }
+    if token.is_none() && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %args.listen,
+            "--insecure-no-auth: serving without a token; anyone who can reach the port can register agents, post events and read /v1/status"
+        );
+    }
     raise_nofile();
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,

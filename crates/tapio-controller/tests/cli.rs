@@ -79,7 +79,94 @@ fn invalid_profile_at_start_exits_1_and_bad_listen_exits_3() {
     std::fs::write(&f, "kind: nope\n").unwrap();
     let (code, _, err) = run(&["--listen", "127.0.0.1:0", "--profile", f.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    let (code, _, err) = run(&["--listen", "192.0.2.1:1"]);
+    // Not a local address: the bind fails (the open-door check passes with
+    // the insecure flag, so this reaches the bind).
+    let (code, _, err) = run(&["--listen", "192.0.2.1:1", "--insecure-no-auth"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("cannot listen on"), "{err}");
+}
+
+/// `tapio-controller --listen ADDR` with no token anywhere in its
+/// environment, run to its exit.
+fn serve_without_token(listen: &str, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new(util::BIN)
+        .args(["--listen", listen])
+        .args(extra)
+        .env_remove("TAPIO_CONTROLLER_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn non_loopback_listen_without_token_is_refused_with_exit_2() {
+    for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8080"] {
+        let (code, out, err) = serve_without_token(listen, &[]);
+        assert_eq!(code, 2, "{listen}: {err}");
+        assert_eq!(out, "");
+        assert_eq!(
+            err,
+            format!(
+                "tapio-controller: refusing to serve on non-loopback `{listen}` without a token: \
+                 set --token-file or TAPIO_CONTROLLER_TOKEN, listen on 127.0.0.1/::1, or pass \
+                 --insecure-no-auth\n"
+            ),
+            "{listen}"
+        );
+    }
+    // An empty token is no token.
+    let out = Command::new(util::BIN)
+        .args(["--listen", "0.0.0.0:0"])
+        .env("TAPIO_CONTROLLER_TOKEN", "  ")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn non_loopback_listen_with_a_token_serves_and_requires_it() {
+    let dir = util::temp_dir("cli-open-token");
+    let path = dir.join("token");
+    std::fs::write(&path, "wide-token\n").unwrap();
+    let c = util::Controller::start_on("0.0.0.0:0", &["--token-file", path.to_str().unwrap()], &[]);
+    assert_eq!(c.get("/v1/status").status, 401);
+    let ok = util::request(
+        c.addr,
+        "GET",
+        "/v1/status",
+        &[("authorization", "Bearer wide-token")],
+        None,
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(!c.log().contains("insecure"), "{}", c.log());
+}
+
+#[test]
+fn insecure_no_auth_serves_openly_and_says_so() {
+    let c = util::Controller::start_on("0.0.0.0:0", &["--insecure-no-auth"], &[]);
+    assert_eq!(c.get("/v1/status").status, 200);
+    let warning = c
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert_eq!(warning.len(), 1, "{}", c.log());
+    assert!(
+        warning[0].contains("--insecure-no-auth: serving without a token"),
+        "{warning:?}"
+    );
+}
+
+#[test]
+fn loopback_needs_no_token_and_no_flag() {
+    for listen in ["127.0.0.1:0", "[::1]:0"] {
+        let c = util::Controller::start_on(listen, &[], &[]);
+        assert_eq!(c.get("/v1/status").status, 200, "{listen}");
+        assert!(!c.log().contains("WARN"), "{}", c.log());
+    }
 }

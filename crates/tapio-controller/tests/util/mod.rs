@@ -24,8 +24,14 @@ impl Controller {
     }
 
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1:0", args, env)
+    }
+
+    /// Starts on `listen`; `addr` is then the loopback address of the same
+    /// port when `listen` is a wildcard.
+    pub fn start_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--listen", "127.0.0.1:0"])
+        cmd.args(["--listen", listen])
             .args(args)
             .env_remove("TAPIO_CONTROLLER_TOKEN")
             .env_remove("TAPIO_LOG")
@@ -60,11 +66,11 @@ impl Controller {
         let addr = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("controller did not start; log:\n{}", log.lock().unwrap()));
-        Controller {
-            addr: addr.parse().unwrap(),
-            child,
-            log,
+        let mut addr: SocketAddr = addr.parse().unwrap();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
+        Controller { addr, child, log }
     }
 
     pub fn log(&self) -> String {
