@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config_source::{disabled_by, read_compiled, ApplyTracker, LocalFile, Tracked};
 use crate::controller::{agent_identity, ControllerLink};
 use crate::counters::{Counters, SinkKind};
+use crate::datadir::{DataDir, DataDirError};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
 use crate::loader::{kernel_btf, LoadedObject};
 use crate::observers::{attach_special, classifier};
@@ -39,9 +40,12 @@ pub enum RunError {
     /// The sink is not part of this build.
     #[error("sink `{0}` is not available in this build")]
     SinkUnavailable(&'static str),
-    /// No observer could start.
-    #[error("no observer could start: {0}")]
-    NoObserver(String),
+    /// No observer could start: this host cannot run the agent (exit 3).
+    #[error("no observer could start on this host")]
+    NoObserver {
+        /// `<observer>: <reason>`, one per observer.
+        reasons: Vec<String>,
+    },
     /// The local CompiledConfig file is unusable.
     #[error("compiled config `{path}`: {message}")]
     CompiledConfig {
@@ -61,11 +65,59 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The process exit code: 3 when no observer could start (restarting
+    /// cannot help), else 1.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::NoObserver { .. } => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Longest observer reason printed on the exit lines (a verifier log can be
+/// thousands of lines; the full text is in the log and the status file).
+pub const MAX_REASON_CHARS: usize = 400;
+
+/// `text` on one line (line breaks become ` | `), at most `max` characters
+/// (then cut, with `…`).
+#[must_use]
+pub fn one_line(text: &str, max: usize) -> String {
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if joined.chars().count() <= max {
+        return joined;
+    }
+    let mut cut: String = joined.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Opens the data directory when the file sink is configured (it holds the
+/// occurrence files and the status file).
+///
+/// # Errors
+/// The directory is unsafe (symlink, foreign owner, writable by others) or
+/// cannot be created or opened: a configuration error (exit 2).
+pub fn open_data_dir(settings: &Settings) -> Result<Option<Arc<DataDir>>, DataDirError> {
+    if !settings.sinks.contains(&SinkKind::File) {
+        return Ok(None);
+    }
+    DataDir::open(&settings.data_dir, settings.allow_unsafe_data_dir).map(|d| Some(Arc::new(d)))
+}
+
 /// The configured sinks, labelled.
 type SinkList = Vec<(SinkKind, Box<dyn Sink>)>;
 
 fn open_sinks(
     s: &Settings,
+    data_dir: Option<&Arc<DataDir>>,
     link: Option<&Arc<ControllerLink>>,
     counters: &Arc<Counters>,
 ) -> Result<SinkList, RunError> {
@@ -74,12 +126,13 @@ fn open_sinks(
         let sink: Box<dyn Sink> = match k {
             SinkKind::Stdout => Box::new(StdoutSink::new()),
             SinkKind::File => {
-                Box::new(
-                    FileSink::open(&s.data_dir, s.retention).map_err(|e| RunError::Sink {
+                let dir = data_dir.ok_or(RunError::SinkUnavailable("file"))?;
+                Box::new(FileSink::open(Arc::clone(dir), s.retention).map_err(|e| {
+                    RunError::Sink {
                         sink: "file",
                         source: Box::new(e),
-                    })?,
-                )
+                    }
+                })?)
             }
             SinkKind::Http => Box::new(
                 HttpSink::new(s.http_endpoint.as_deref().unwrap_or_default()).map_err(|e| {
@@ -175,11 +228,15 @@ fn record_apply(
     }
 }
 
-/// Runs the agent until a stop signal.
+/// Runs the agent until a stop signal. `data_dir` is [`open_data_dir`]'s.
 ///
 /// # Errors
 /// Startup failures; a clean stop is `Ok`.
-pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<(), RunError> {
+pub async fn run(
+    settings: Settings,
+    initial: Option<CompiledConfig>,
+    data_dir: Option<Arc<DataDir>>,
+) -> Result<(), RunError> {
     let counters = Arc::new(Counters::default());
     let state = Arc::new(AgentState::new(Arc::clone(&counters)));
     let link = match &settings.controller_endpoint {
@@ -194,7 +251,7 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
         }
         None => None,
     };
-    let sinks = open_sinks(&settings, link.as_ref(), &counters)?;
+    let sinks = open_sinks(&settings, data_dir.as_ref(), link.as_ref(), &counters)?;
     let fanout = Arc::new(
         Fanout::start(sinks, Arc::clone(&counters)).map_err(|source| RunError::Sys {
             call: "thread spawn",
@@ -202,7 +259,22 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
         })?,
     );
 
-    let btf = kernel_btf().map_err(|e| RunError::NoObserver(error_chain(&e)))?;
+    let btf = match kernel_btf() {
+        Ok(b) => b,
+        Err(e) => {
+            let why = format!("kernel BTF: {}", error_chain(&e));
+            for o in Observer::ALL {
+                state.set_observer(o, ObserverState::Unavailable, Some(why.clone()));
+            }
+            write_status(&state, data_dir.as_deref());
+            return Err(RunError::NoObserver {
+                reasons: Observer::ALL
+                    .iter()
+                    .map(|o| format!("{o}: {why}"))
+                    .collect(),
+            });
+        }
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let _metrics = if settings.metrics_enabled {
         Some(
@@ -281,13 +353,12 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
     drop(btf);
     crate::preflight::release_free_memory();
     if tasks.is_empty() {
-        return Err(RunError::NoObserver(failures.join("; ")));
+        // `tapio status` shows every observer's reason after the exit.
+        write_status(&state, data_dir.as_deref());
+        return Err(RunError::NoObserver { reasons: failures });
     }
 
-    let file_dir = settings
-        .sinks
-        .contains(&SinkKind::File)
-        .then(|| settings.data_dir.clone());
+    let file_dir = data_dir;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|source| RunError::Sys {
         call: "sigaction",
         source,
@@ -348,11 +419,7 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
                 Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: compiled_config not reloaded; current config kept"),
             },
             _ = status_tick.tick() => {
-                if let Some(dir) = &file_dir {
-                    if let Err(e) = state.write_status_file(dir) {
-                        tracing::warn!(error = %e, "status file not written");
-                    }
-                }
+                write_status(&state, file_dir.as_deref());
             }
         }
     }
@@ -375,9 +442,7 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
     if joined.is_err() {
         tracing::warn!("observer tasks did not finish before the shutdown deadline");
     }
-    if let Some(dir) = &file_dir {
-        let _ = state.write_status_file(dir);
-    }
+    write_status(&state, file_dir.as_deref());
     match Arc::try_unwrap(fanout) {
         Ok(f) => {
             for late in f.shutdown(deadline) {
@@ -389,8 +454,16 @@ pub async fn run(settings: Settings, initial: Option<CompiledConfig>) -> Result<
         }
         Err(_) => tracing::warn!("sinks still referenced at shutdown; not flushed"),
     }
-    if let Some(dir) = &file_dir {
-        let _ = state.write_status_file(dir);
-    }
+    write_status(&state, file_dir.as_deref());
     Ok(())
+}
+
+/// Writes the status file when there is a data directory; a failure is
+/// logged (it is retried on the next tick).
+fn write_status(state: &AgentState, dir: Option<&DataDir>) {
+    if let Some(d) = dir {
+        if let Err(e) = state.write_status_file(d) {
+            tracing::warn!(error = %error_chain(&e), "status file not written");
+        }
+    }
 }

@@ -62,7 +62,7 @@ pub const FLAGS: &[Flag] = &[
     flag(
         "data-dir",
         "PATH",
-        "File sink output directory [default: .tapio/occurrences]",
+        "File sink output directory [default: /var/lib/tapio/occurrences]",
     ),
     flag(
         "http-endpoint",
@@ -93,7 +93,7 @@ pub const FLAGS: &[Flag] = &[
 ];
 
 const ABOUT: &str = "Tapio node agent: emits kernel.* evidence from eBPF observers";
-const EXIT_CODES: &str = "Exit codes: 0 clean stop (SIGTERM/SIGINT), 1 runtime failure, 2 bad flags or config, 3 host cannot run the agent (kernel, BTF, capability).";
+const EXIT_CODES: &str = "Exit codes: 0 clean stop (SIGTERM/SIGINT), 1 runtime failure, 2 bad flags or config (an unsafe data dir included), 3 host cannot run the agent (kernel, BTF, capability, or no observer could load: one line per observer says why).";
 
 /// What the command line asks for.
 #[derive(Debug)]

@@ -61,22 +61,43 @@ pub enum SinkDrop {
     QueueFull,
     /// The write failed (after any retries the sink does).
     WriteFailed,
+    /// The filesystem was out of space or quota (`ENOSPC`, `EDQUOT`).
+    DiskFull,
     /// Still queued when the shutdown deadline passed.
     ShutdownDeadline,
 }
 
 impl SinkDrop {
-    const ALL: [SinkDrop; 3] = [
+    const ALL: [SinkDrop; 4] = [
         SinkDrop::QueueFull,
         SinkDrop::WriteFailed,
+        SinkDrop::DiskFull,
         SinkDrop::ShutdownDeadline,
     ];
 
-    const fn as_str(self) -> &'static str {
+    /// Label value.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
         match self {
             SinkDrop::QueueFull => "queue_full",
             SinkDrop::WriteFailed => "write_failed",
+            SinkDrop::DiskFull => "disk_full",
             SinkDrop::ShutdownDeadline => "shutdown_deadline",
+        }
+    }
+
+    /// The reason a failed write is counted under: `disk_full` for
+    /// `ENOSPC`/`EDQUOT`, else `write_failed`.
+    #[must_use]
+    pub fn of(e: &tapio_common::SinkError) -> SinkDrop {
+        match e {
+            tapio_common::SinkError::Io { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                SinkDrop::DiskFull
+            }
+            tapio_common::SinkError::Partial { source, .. } => SinkDrop::of(source),
+            _ => SinkDrop::WriteFailed,
         }
     }
 }

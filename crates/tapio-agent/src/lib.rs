@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config_source;
 pub mod controller;
 pub mod counters;
+pub mod datadir;
 pub mod drain;
 pub mod fold;
 pub mod http;

@@ -1,5 +1,7 @@
 //! `tapio-agent`: see `tapio-agent --help`. Exit codes: 0 clean stop,
-//! 1 runtime failure, 2 bad flags or config, 3 host cannot run the agent.
+//! 1 runtime failure, 2 bad flags or config (an unsafe data dir included),
+//! 3 host cannot run the agent (preflight, or no observer could load: one
+//! line per observer).
 
 use std::process::ExitCode;
 
@@ -38,6 +40,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let data_dir = match app::open_data_dir(&settings) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tapio-agent: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = preflight::check_host() {
         eprintln!("tapio-agent: {e}");
         return ExitCode::from(3);
@@ -54,11 +63,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(app::run(settings, initial)) {
+    match rt.block_on(app::run(settings, initial, data_dir)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(app::RunError::NoObserver { reasons }) => {
+            eprintln!("tapio-agent: no observer could start on this host:");
+            for r in &reasons {
+                eprintln!("tapio-agent:   {}", app::one_line(r, app::MAX_REASON_CHARS));
+            }
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("tapio-agent: {}", error_chain(&e));
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

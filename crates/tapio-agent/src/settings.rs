@@ -16,8 +16,9 @@ use crate::sinks::file::Retention;
 pub const DEFAULT_CONFIG: &str = "/etc/tapio/tapio.toml";
 /// Default eBPF object directory.
 pub const DEFAULT_EBPF_DIR: &str = "/opt/tapio/ebpf";
-/// Default occurrence directory of the file sink.
-pub const DEFAULT_DATA_DIR: &str = ".tapio/occurrences";
+/// Default occurrence directory of the file sink (absolute: never relative
+/// to wherever the agent happens to be started).
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/tapio/occurrences";
 
 /// Command-line flags, parsed by [`crate::args`] (a new flag needs a row in
 /// [`crate::args::FLAGS`] too).
@@ -29,7 +30,7 @@ pub struct Args {
     pub sinks: Vec<String>,
     /// Directory holding the compiled eBPF objects [default: /opt/tapio/ebpf]
     pub ebpf_dir: Option<PathBuf>,
-    /// File sink output directory [default: .tapio/occurrences]
+    /// File sink output directory [default: /var/lib/tapio/occurrences]
     pub data_dir: Option<PathBuf>,
     /// HTTP sink endpoint (http://host:port/path)
     pub http_endpoint: Option<String>,
@@ -72,6 +73,7 @@ pub struct FileConfig {
 struct FileSection {
     max_files: Option<usize>,
     max_age_secs: Option<u64>,
+    allow_unsafe_data_dir: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +136,9 @@ pub struct Settings {
     pub log: tracing::Level,
     /// File sink retention.
     pub retention: Retention,
+    /// `[file] allow_unsafe_data_dir`: accept a data dir that is a symlink,
+    /// owned by another user or writable by group/others.
+    pub allow_unsafe_data_dir: bool,
     /// Metrics endpoint on/off.
     pub metrics_enabled: bool,
     /// Metrics listen address.
@@ -300,6 +305,7 @@ impl Settings {
             heartbeat_interval: Duration::from_secs(hb),
             log,
             retention,
+            allow_unsafe_data_dir: file.file.allow_unsafe_data_dir.unwrap_or(false),
             metrics_enabled: file.metrics.enabled.unwrap_or(false),
             metrics_listen: file
                 .metrics
@@ -359,7 +365,9 @@ mod tests {
     fn defaults_are_standalone_stdout() {
         let s = Settings::merge(&args(&[]), FileConfig::default()).unwrap();
         assert_eq!(s.sinks, vec![SinkKind::Stdout]);
-        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/tapio/occurrences"));
+        assert!(s.data_dir.is_absolute());
+        assert!(!s.allow_unsafe_data_dir);
         assert!(!s.metrics_enabled);
         assert_eq!(s.metrics_listen, "127.0.0.1:9464");
     }

@@ -1,7 +1,6 @@
 //! Shared agent state: observer states, the applied config, and the status
 //! file the CLI reads.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tapio_common::status::{AgentStatus, ObserverState, ObserverStatus, STATUS_FILE};
@@ -10,6 +9,7 @@ use tapio_common::Observer;
 
 use crate::clock::Clock;
 use crate::counters::Counters;
+use crate::datadir::{DataDir, WriteError};
 
 /// The config the agent has applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,15 +131,18 @@ impl AgentState {
         }
     }
 
-    /// Writes the status file into `dir` atomically.
+    /// Writes the status file into `dir` atomically and durably (see
+    /// [`DataDir::write_file`]: never through a symlink).
     ///
     /// # Errors
-    /// The temp file could not be written or renamed.
-    pub fn write_status_file(&self, dir: &Path) -> std::io::Result<()> {
-        let body = serde_json::to_vec_pretty(&self.status()).map_err(std::io::Error::other)?;
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{STATUS_FILE}.tmp"));
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(tmp, dir.join(STATUS_FILE))
+    /// The temp file could not be written or renamed, or the directory not
+    /// synced.
+    pub fn write_status_file(&self, dir: &DataDir) -> Result<(), WriteError> {
+        let body = serde_json::to_vec_pretty(&self.status()).map_err(|e| WriteError {
+            call: "serialize",
+            source: std::io::Error::other(e),
+        })?;
+        dir.write_file(STATUS_FILE, &body)?;
+        dir.sync()
     }
 }

@@ -32,6 +32,32 @@ pub enum SinkError {
         /// Time spent.
         elapsed_ms: u64,
     },
+    /// The write stopped part-way through the batch: its first `delivered`
+    /// occurrences are out, the rest are not.
+    #[error("stopped after {delivered} of {total} occurrences")]
+    Partial {
+        /// Occurrences delivered, from the start of the batch.
+        delivered: usize,
+        /// Occurrences in the batch.
+        total: usize,
+        /// What stopped it.
+        #[source]
+        source: Box<SinkError>,
+    },
+}
+
+impl SinkError {
+    /// The occurrences of a batch of `total` this error lost, and the error
+    /// that lost them (the cause of a [`SinkError::Partial`]).
+    #[must_use]
+    pub fn lost(&self, total: usize) -> (usize, &SinkError) {
+        match self {
+            SinkError::Partial {
+                delivered, source, ..
+            } => (total.saturating_sub(*delivered), source),
+            other => (total, other),
+        }
+    }
 }
 
 /// A destination for occurrences.
@@ -40,7 +66,8 @@ pub trait Sink: Send {
     fn name(&self) -> &'static str;
 
     /// Writes a batch, giving up at `deadline`. On error nothing of the
-    /// batch is assumed delivered.
+    /// batch is assumed delivered, except what a [`SinkError::Partial`]
+    /// says was.
     ///
     /// # Errors
     /// Returns the first failure; the caller counts the batch as failed.

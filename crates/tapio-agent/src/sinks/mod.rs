@@ -6,7 +6,12 @@
 //!   [`QUEUE_CAPACITY`] occurrences. Full queue: the occurrence is dropped
 //!   for that sink only and counted (`queue_full`); other sinks still get it.
 //! - A worker batches up to [`MAX_BATCH`] occurrences or [`BATCH_LINGER`],
-//!   whichever comes first; a failed batch is counted (`write_failed`).
+//!   whichever comes first; what a failed batch lost is counted under its
+//!   reason (`disk_full` for `ENOSPC`/`EDQUOT`, else `write_failed`; a
+//!   partly written batch counts only the rest). The next batch is tried as
+//!   usual, so writing resumes by itself when the cause goes away. A run of
+//!   failures logs once when it starts (and when its reason changes) and
+//!   once when writing resumes, with the count lost in between.
 //! - Shutdown closes the queues; workers write what is queued and flush
 //!   until the deadline; what is left then is counted
 //!   (`shutdown_deadline`).
@@ -129,6 +134,7 @@ fn run_worker(
     c: &Counters,
 ) {
     let mut batch: Vec<Occurrence> = Vec::with_capacity(MAX_BATCH);
+    let mut outage = Outage::default();
     let mut open = true;
     while open {
         match rx.recv() {
@@ -147,20 +153,50 @@ fn run_worker(
                 }
             }
         }
-        write(kind, sink.as_mut(), &mut batch, c);
+        write(kind, sink.as_mut(), &mut batch, c, &mut outage);
     }
     let _ = sink.flush(Instant::now() + WRITE_DEADLINE);
 }
 
-fn write(kind: SinkKind, sink: &mut dyn Sink, batch: &mut Vec<Occurrence>, c: &Counters) {
+/// A run of failed writes of one sink, for logging its start and end once.
+#[derive(Default)]
+struct Outage {
+    reason: Option<SinkDrop>,
+    lost: u64,
+}
+
+fn write(
+    kind: SinkKind,
+    sink: &mut dyn Sink,
+    batch: &mut Vec<Occurrence>,
+    c: &Counters,
+    outage: &mut Outage,
+) {
     if batch.is_empty() {
         return;
     }
     let ok = match sink.write_batch(batch, Instant::now() + WRITE_DEADLINE) {
-        Ok(()) => true,
+        Ok(()) => {
+            if let Some(r) = outage.reason.take() {
+                tracing::info!(
+                    sink = kind.as_str(),
+                    reason = r.as_str(),
+                    lost = outage.lost,
+                    "sink writing again"
+                );
+                outage.lost = 0;
+            }
+            true
+        }
         Err(e) => {
-            tracing::warn!(sink = kind.as_str(), error = %error_chain(&e), lost = batch.len(), "sink write failed");
-            c.sink_drop(kind, SinkDrop::WriteFailed, batch.len() as u64);
+            let (lost, cause) = e.lost(batch.len());
+            let reason = SinkDrop::of(cause);
+            if outage.reason != Some(reason) {
+                tracing::warn!(sink = kind.as_str(), reason = reason.as_str(), error = %error_chain(&e), lost, "sink write failed; later failures of this kind are counted, not logged, until writing resumes");
+                outage.reason = Some(reason);
+            }
+            outage.lost += lost as u64;
+            c.sink_drop(kind, reason, lost as u64);
             false
         }
     };
