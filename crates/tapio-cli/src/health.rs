@@ -142,7 +142,7 @@ pub fn judge(
             format!("{critical} critical in the last 5m (threshold 1)"),
         );
     }
-    let serious = tally.last_15m[1] + tally.last_15m[2];
+    let serious = tally.last_15m[1].saturating_add(tally.last_15m[2]);
     if serious > 0 {
         return j(
             Verdict::Degraded,

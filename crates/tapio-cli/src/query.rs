@@ -117,9 +117,9 @@ impl Tally {
     fn add(&mut self, rec: &OccurrenceRecord, t_ns: u64, now_ns: u64) {
         let n = count(rec);
         let sev = severity_index(rec.severity);
-        self.count += n;
-        self.files += 1;
-        self.by_severity[sev] += n;
+        self.count = self.count.saturating_add(n);
+        self.files = self.files.saturating_add(1);
+        self.by_severity[sev] = self.by_severity[sev].saturating_add(n);
         self.last_seen_ns = self.last_seen_ns.max(Some(t_ns));
         if t_ns > now_ns {
             return;
@@ -128,35 +128,35 @@ impl Tally {
         let minute = age / (60 * NS_PER_SEC);
         if let Ok(m) = usize::try_from(minute) {
             if m < MINUTES {
-                self.minutes[MINUTES - 1 - m] += n;
+                self.minutes[MINUTES - 1 - m] = self.minutes[MINUTES - 1 - m].saturating_add(n);
             }
         }
         if age < 5 * 60 * NS_PER_SEC {
-            self.last_5m[sev] += n;
+            self.last_5m[sev] = self.last_5m[sev].saturating_add(n);
         }
         if age < 15 * 60 * NS_PER_SEC {
-            self.last_15m[sev] += n;
+            self.last_15m[sev] = self.last_15m[sev].saturating_add(n);
         }
     }
 
     fn merge(&mut self, o: &Tally) {
-        self.count += o.count;
-        self.files += o.files;
+        self.count = self.count.saturating_add(o.count);
+        self.files = self.files.saturating_add(o.files);
         self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
         for i in 0..3 {
-            self.by_severity[i] += o.by_severity[i];
-            self.last_5m[i] += o.last_5m[i];
-            self.last_15m[i] += o.last_15m[i];
+            self.by_severity[i] = self.by_severity[i].saturating_add(o.by_severity[i]);
+            self.last_5m[i] = self.last_5m[i].saturating_add(o.last_5m[i]);
+            self.last_15m[i] = self.last_15m[i].saturating_add(o.last_15m[i]);
         }
         for (a, b) in self.minutes.iter_mut().zip(o.minutes.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 
     /// Facts in the last hour.
     #[must_use]
     pub fn last_hour(&self) -> u64 {
-        self.minutes.iter().sum()
+        self.minutes.iter().fold(0, |a, &b| a.saturating_add(b))
     }
 }
 
@@ -234,6 +234,32 @@ mod tests {
     }
 
     const NOW: u64 = 1_775_226_181_000_000_000;
+
+    /// Two files with `count: u64::MAX` overflowed the tallies (a panic in
+    /// debug builds, a wrapped total in release); found by fuzzing.
+    #[test]
+    fn huge_counts_saturate_instead_of_overflowing() {
+        let mut s = Summary {
+            now_ns: NOW,
+            ..Summary::default()
+        };
+        let r = rec(
+            "kernel.storage.io_error",
+            "critical",
+            NOW - NS_PER_SEC,
+            Some(u64::MAX),
+        );
+        s.add(&r, NOW - NS_PER_SEC);
+        s.add(&r, NOW - NS_PER_SEC);
+        let t = &s.by_type["kernel.storage.io_error"];
+        assert_eq!(
+            (t.count, t.files, t.last_5m[2], t.last_hour()),
+            (u64::MAX, 2, u64::MAX, u64::MAX)
+        );
+        let mut m = s.clone();
+        m.merge(&s);
+        assert_eq!(m.observers[2].count, u64::MAX);
+    }
 
     #[test]
     fn folded_occurrences_count_their_facts() {

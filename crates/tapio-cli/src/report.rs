@@ -322,7 +322,9 @@ pub fn recent(dir: &DataDir, filter: &Filter, limit: Option<usize>) -> Result<Re
     // File order is ULID order; a stable sort by fact time keeps it for ties.
     found.sort_by_key(|f| f.t_ns);
     let matched_occurrences = found.len() as u64;
-    let matched_facts = found.iter().map(|f| crate::query::count(&f.rec)).sum();
+    let matched_facts = found
+        .iter()
+        .fold(0u64, |a, f| a.saturating_add(crate::query::count(&f.rec)));
     if let Some(limit) = limit {
         let cut = found.len().saturating_sub(limit);
         found.drain(..cut);

@@ -8,6 +8,9 @@ use crate::rng::Rng;
 
 /// Deepest nesting a wrap mutation builds.
 const MAX_WRAP: usize = 200;
+/// Past this many nodes a document only shrinks or keeps its size: growth
+/// compounds over corpus generations and edits otherwise.
+const MAX_NODES: usize = 2048;
 
 /// Mutates a JSON document. `keys` are field names worth inserting (the
 /// schema's own and near misses). Returns `None` when `input` is not JSON.
@@ -17,7 +20,10 @@ pub fn mutate_json(rng: &mut Rng, input: &[u8], keys: &[&str]) -> Option<Vec<u8>
         let n = count_nodes(&doc);
         let target = rng.below(n);
         let mut seen = 0;
-        visit(&mut doc, target, &mut seen, &mut |v| edit(rng, v, keys));
+        let room = MAX_NODES.saturating_sub(n);
+        visit(&mut doc, target, &mut seen, &mut |v| {
+            edit(rng, v, keys, room)
+        });
     }
     Some(if rng.one_in(8) {
         serde_json::to_vec_pretty(&doc).unwrap_or_default()
@@ -48,14 +54,25 @@ fn visit(v: &mut Value, target: usize, seen: &mut usize, f: &mut dyn FnMut(&mut 
     }
 }
 
-fn edit(rng: &mut Rng, v: &mut Value, keys: &[&str]) {
-    match rng.below(9) {
+/// Edits one node; growth adds at most `room` nodes.
+fn edit(rng: &mut Rng, v: &mut Value, keys: &[&str], room: usize) {
+    // Without room, only edits that replace, remove or empty a node.
+    let op = if room == 0 {
+        *rng.pick(&[0, 1, 2, 3, 6, 7])
+    } else {
+        rng.below(9)
+    };
+    match op {
         0 => *v = scalar(rng, keys),
         1 => *v = edge_number(rng),
         2 => *v = Value::String(edge_string(rng, keys)),
         3 => match v {
             Value::Object(m) if !m.is_empty() => {
-                let k = m.keys().nth(rng.below(m.len())).cloned().unwrap_or_default();
+                let k = m
+                    .keys()
+                    .nth(rng.below(m.len()))
+                    .cloned()
+                    .unwrap_or_default();
                 m.remove(&k);
             }
             Value::Array(a) if !a.is_empty() => {
@@ -75,7 +92,8 @@ fn edit(rng: &mut Rng, v: &mut Value, keys: &[&str]) {
             }
             Value::Array(a) => {
                 let item = a.first().cloned().unwrap_or_else(|| scalar(rng, keys));
-                for _ in 0..=rng.below(64) {
+                let copies = (1 + rng.below(64)).min(room / count_nodes(&item));
+                for _ in 0..copies {
                     a.push(item.clone());
                 }
             }
@@ -83,7 +101,7 @@ fn edit(rng: &mut Rng, v: &mut Value, keys: &[&str]) {
         },
         5 => {
             // Wrap in arrays or objects, up to MAX_WRAP deep.
-            let depth = 1 + rng.below(MAX_WRAP);
+            let depth = (1 + rng.below(MAX_WRAP)).min(room);
             let mut inner = v.take();
             for _ in 0..depth {
                 inner = if rng.one_in(2) {
@@ -143,6 +161,7 @@ fn edge_string(rng: &mut Rng, keys: &[&str]) -> String {
         1 => "\u{0}".into(),
         2 => "é\u{feff}\u{10ffff}".into(),
         3 => "a".repeat(1 + rng.below(4096)),
+        // (strings are leaves: one node, at most 4 KiB)
         4 => "\r\nX-Injected: 1".into(),
         5 => "../../etc/passwd".into(),
         6 => "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
@@ -155,6 +174,22 @@ fn edge_string(rng: &mut Rng, keys: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_stop_growing_past_the_node_limit() {
+        let mut rng = Rng::new(13);
+        let mut doc = br#"{"a":[1,[2,3]],"b":{"c":[{"d":1}]}}"#.to_vec();
+        for _ in 0..400 {
+            if let Some(m) = mutate_json(&mut rng, &doc, &["k"]) {
+                if serde_json::from_slice::<Value>(&m).is_ok() {
+                    doc = m;
+                }
+            }
+        }
+        let v: Value = serde_json::from_slice(&doc).unwrap();
+        // An edit adds at most the room left, plus one node (an inserted key).
+        assert!(count_nodes(&v) <= MAX_NODES + 4, "{}", count_nodes(&v));
+    }
 
     #[test]
     fn mutants_are_json_and_differ_from_the_parent() {

@@ -89,10 +89,16 @@ pub fn mutate_bytes(
                 let chunk = out[a..b].to_vec();
                 let times = 1 + rng.below(256);
                 let i = rng.below(len + 1);
-                out.splice(i..i, chunk.iter().copied().cycle().take(chunk.len() * times));
+                out.splice(
+                    i..i,
+                    chunk.iter().copied().cycle().take(chunk.len() * times),
+                );
             }
             8 if len > 0 => out.truncate(rng.below(len)),
-            _ if !tokens.is_empty() => out.extend_from_slice(*rng.pick(tokens)),
+            _ if !tokens.is_empty() => {
+                let t: &[u8] = tokens[rng.below(tokens.len())];
+                out.extend_from_slice(t);
+            }
             _ => out.push(rng.next_u64() as u8),
         }
     }

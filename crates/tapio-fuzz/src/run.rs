@@ -26,7 +26,11 @@ impl Budget {
     /// `TAPIO_FUZZ_SEED` (else the clock).
     #[must_use]
     pub fn from_env(default_secs: u64) -> Self {
-        let var = |name| std::env::var(name).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let var = |name| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
         Budget {
             time: Duration::from_secs(var("TAPIO_FUZZ_SECS").unwrap_or(default_secs)),
             inputs: var("TAPIO_FUZZ_INPUTS").unwrap_or(u64::MAX),
@@ -105,7 +109,11 @@ impl Fuzzer {
             self.name,
             b.seed,
             b.time.as_secs(),
-            if b.inputs == u64::MAX { "-".to_owned() } else { b.inputs.to_string() }
+            if b.inputs == u64::MAX {
+                "-".to_owned()
+            } else {
+                b.inputs.to_string()
+            }
         );
         let mut rng = Rng::new(b.seed);
         let mut corpus = self.seeds.clone();
@@ -186,7 +194,12 @@ impl Fuzzer {
 fn status_kib(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Peak resident set of this process, KiB (`VmHWM`).

@@ -10,8 +10,11 @@
 //! occurrence) are tool results with `isError: true`.
 //!
 //! ## Design constraints
-//! - A message is at most [`MAX_MESSAGE_BYTES`]; a longer line is discarded
-//!   and answered with -32600.
+//! - A message is at most [`MAX_MESSAGE_BYTES`] (its newline aside). A longer
+//!   line is never buffered whole: the first `MAX_MESSAGE_BYTES + 1` bytes
+//!   show it is too long, the rest is read and dropped piece by piece up to
+//!   the next newline, and it is answered with one -32600 error (`id`
+//!   null); the next line is served as usual.
 //! - The server only reads files directly inside the data directory given at
 //!   start; no tool takes a path, and ids are checked to be canonical ULIDs
 //!   before they become file names. Nothing is written but stdout.
@@ -80,13 +83,14 @@ pub fn serve(data_dir: &Path, mut input: impl BufRead, mut output: impl Write) -
         if n == 0 {
             return Ok(());
         }
-        let reply = if line.len() > MAX_MESSAGE_BYTES {
-            // Discard the rest of the oversized line.
-            let mut sink = Vec::new();
-            input.read_until(b'\n', &mut sink)?;
+        let reply = if line.last() != Some(&b'\n') && line.len() > MAX_MESSAGE_BYTES {
+            discard_line(&mut input)?;
             Some(error_reply(
                 Value::Null,
-                &RpcError::new(INVALID_REQUEST, "message longer than 1 MiB"),
+                &RpcError::new(
+                    INVALID_REQUEST,
+                    format!("message longer than the {MAX_MESSAGE_BYTES}-byte limit; discarded"),
+                ),
             ))
         } else if line.iter().all(u8::is_ascii_whitespace) {
             None
@@ -98,6 +102,27 @@ pub fn serve(data_dir: &Path, mut input: impl BufRead, mut output: impl Write) -
             output.write_all(b"\n")?;
             output.flush()?;
         }
+    }
+}
+
+/// Reads and drops input up to and including the next newline (or the end),
+/// holding no more than the reader's buffer at a time.
+fn discard_line(input: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            input.consume(i + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        input.consume(n);
     }
 }
 
@@ -238,6 +263,9 @@ impl Server<'_> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -302,5 +330,75 @@ mod tests {
             r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
         );
         assert_eq!(r[0], json!([{"jsonrpc": "2.0", "id": 1, "result": {}}]));
+    }
+
+    /// A reader that yields `n` bytes of `fill` without a newline, then
+    /// `rest`.
+    struct Endless {
+        left: usize,
+        rest: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return self.rest.read(buf);
+            }
+            let n = buf.len().min(self.left);
+            buf[..n].fill(b'x');
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    /// An oversized line was discarded with an unbounded `read_until` (a
+    /// 1 GiB line without a newline was buffered whole).
+    #[test]
+    fn an_oversized_line_is_discarded_in_bounded_memory_and_the_next_is_served() {
+        let input = io::BufReader::with_capacity(
+            8192,
+            Endless {
+                left: 64 * MAX_MESSAGE_BYTES,
+                rest: std::io::Cursor::new(
+                    b"\n{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}\n".to_vec(),
+                ),
+            },
+        );
+        let mut out = Vec::new();
+        serve(Path::new("/nonexistent-tapio-test"), input, &mut out).unwrap();
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+                    "message": "message longer than the 1048576-byte limit; discarded"}}),
+                json!({"jsonrpc": "2.0", "id": 7, "result": {}}),
+            ]
+        );
+    }
+
+    /// A message of exactly the limit plus its newline counted as oversized,
+    /// and the following line was swallowed as its "rest".
+    #[test]
+    fn a_message_of_exactly_the_limit_is_served_and_the_next_line_too() {
+        let head = r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#;
+        let tail = r#""}}"#;
+        let pad = MAX_MESSAGE_BYTES - head.len() - tail.len();
+        let exact = format!("{head}{}{tail}\n", "p".repeat(pad));
+        assert_eq!(exact.len(), MAX_MESSAGE_BYTES + 1);
+        let over = format!("{head}{}{tail}\n", "p".repeat(pad + 1));
+        let input = format!(
+            "{exact}{over}{}\n",
+            r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#
+        );
+        let r = roundtrip(&input);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!(r[0], json!({"jsonrpc": "2.0", "id": 1, "result": {}}));
+        assert_eq!(r[1]["error"]["code"], -32600);
+        assert_eq!(r[2], json!({"jsonrpc": "2.0", "id": 3, "result": {}}));
     }
 }

@@ -253,16 +253,7 @@ impl DataDir {
     /// The reason the file cannot be used.
     pub fn read(&self, name: &str, buf: &mut Vec<u8>) -> Result<OccurrenceRecord, Skip> {
         read_capped(&self.path.join(name), buf)?;
-        let rec: OccurrenceRecord =
-            serde_json::from_slice(buf).map_err(|e| match e.classify() {
-                serde_json::error::Category::Eof => Skip::HalfWritten,
-                serde_json::error::Category::Data => Skip::Foreign,
-                _ => Skip::Corrupt,
-            })?;
-        if rec.source != tapio_common::occurrence::SOURCE || !rec.kind.starts_with("kernel.") {
-            return Err(Skip::Foreign);
-        }
-        Ok(rec)
+        parse_occurrence(buf)
     }
 
     /// Folds every readable file of `files` into accumulators, using up to
@@ -331,6 +322,25 @@ impl DataDir {
     }
 }
 
+/// Parses the bytes of one occurrence file (already read, at most
+/// [`MAX_FILE_BYTES`]).
+///
+/// # Errors
+/// [`Skip::HalfWritten`] for a document that ends early, [`Skip::Foreign`]
+/// for JSON that is not a Tapio `kernel.*` occurrence, [`Skip::Corrupt`] for
+/// anything else.
+pub fn parse_occurrence(buf: &[u8]) -> Result<OccurrenceRecord, Skip> {
+    let rec: OccurrenceRecord = serde_json::from_slice(buf).map_err(|e| match e.classify() {
+        serde_json::error::Category::Eof => Skip::HalfWritten,
+        serde_json::error::Category::Data => Skip::Foreign,
+        _ => Skip::Corrupt,
+    })?;
+    if rec.source != tapio_common::occurrence::SOURCE || !rec.kind.starts_with("kernel.") {
+        return Err(Skip::Foreign);
+    }
+    Ok(rec)
+}
+
 /// Reads a regular file of at most [`MAX_FILE_BYTES`] into `buf` without
 /// following symlinks or blocking on FIFOs.
 fn read_capped(path: &Path, buf: &mut Vec<u8>) -> Result<(), Skip> {
@@ -362,3 +372,6 @@ fn read_capped(path: &Path, buf: &mut Vec<u8>) -> Result<(), Skip> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod fuzz;
