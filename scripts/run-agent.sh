@@ -2,7 +2,9 @@
 # One command to run the agent on this machine with the built-in
 # production-default profile and the stdout sink: installs what the build
 # needs, builds the eBPF objects and the agent, and starts it (as root).
-# Extra arguments are passed to tapio-agent (e.g. --sink file).
+# Extra arguments are passed to tapio-agent (e.g. --sink file: occurrences and
+# the status file go to /var/lib/tapio/occurrences, the agent's default and
+# where `tapio status` looks).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -38,7 +38,7 @@ struct Cli {
         long,
         global = true,
         env = "TAPIO_DATA_DIR",
-        default_value = ".tapio/occurrences"
+        default_value = "/var/lib/tapio/occurrences"
     )]
     data_dir: PathBuf,
     #[command(subcommand)]
@@ -180,7 +180,7 @@ fn main() -> ExitCode {
             match e {
                 CliError::Store(StoreError::Missing { .. }) => {
                     eprintln!(
-                        "tapio: start the agent with `--sink=file` (it writes to .tapio/occurrences by default), \
+                        "tapio: start the agent with `--sink=file` (it writes to /var/lib/tapio/occurrences by default), \
                          or point --data-dir / TAPIO_DATA_DIR at its data directory"
                     );
                     ExitCode::from(3)

@@ -283,7 +283,7 @@ fn missing_directory_exits_3_with_a_hint() {
             &stderr(&o),
             &format!(
                 "tapio: no data directory at `{}`\n\
-                 tapio: start the agent with `--sink=file` (it writes to .tapio/occurrences by default), \
+                 tapio: start the agent with `--sink=file` (it writes to /var/lib/tapio/occurrences by default), \
                  or point --data-dir / TAPIO_DATA_DIR at its data directory\n",
                 d.display()
             ),
