@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lean verification (H3): formatting, clippy -D warnings, tests, release
-# binary budgets (H1), dependency boundaries (H2), eBPF object size budgets,
-# and eBPF map count / max_entries / memory budgets per object.
+# binary budgets (H1), test-only knobs absent from release binaries,
+# dependency boundaries (H2), eBPF object size budgets, and eBPF map count /
+# max_entries / memory budgets per object.
 #
 # Usage: scripts/verify-lean.sh [--skip-tests]
 #   --skip-tests   skip `cargo test` (CI runs the suite in its own step)
@@ -100,6 +101,30 @@ if s=$(build_size tapio-cli tapio); then
   ((s > CLI_HARD)) && fail "tapio is $s bytes, above the hard budget of $CLI_HARD"
 else
   fail "release build tapio-cli"
+fi
+# Test-only knobs stay out of release builds (issue 16): TAPIO_NOW, the CLI's
+# test clock, is compiled only with debug assertions. The release binary must
+# not contain the name, and setting it must not move the clock: with
+# TAPIO_NOW at 14:30 a `--since 30s` window would start at 14:29:30.
+step "test-only knobs absent from the release tapio"
+if [[ -x $target/release/tapio ]]; then
+  if grep -q -a TAPIO_NOW "$target/release/tapio"; then
+    fail "release tapio contains the test-only knob TAPIO_NOW"
+  else
+    echo "verify-lean: ok   release tapio does not contain TAPIO_NOW"
+  fi
+  knob=$(mktemp -d)
+  id=01KN9RJJY00000000000000001
+  printf '{"id":"%s","timestamp":"2026-04-03T13:30:00.000Z","source":"tapio","type":"kernel.network.connection_refused","protocol_version":"1.0","severity":"warning","outcome":"failure","error":{"code":"CONNECTION_REFUSED","message":"fixture"},"data":{"config_generation":1,"timestamp_ns":1775223000000000000}}' "$id" > "$knob/$id.json"
+  said=$(TAPIO_NOW=2026-04-03T14:30:00Z "$target/release/tapio" --data-dir "$knob" recent --since 30s 2>&1 >/dev/null)
+  rm -rf "$knob"
+  if [[ $said == *"no occurrences since "* && $said != *"2026-04-03T14:29:30"* ]]; then
+    echo "verify-lean: ok   TAPIO_NOW has no effect on the release tapio"
+  else
+    fail "TAPIO_NOW changed the release tapio's clock (or the check broke): $said"
+  fi
+else
+  fail "no release tapio to check for test-only knobs"
 fi
 if s=$(build_size tapio-controller tapio-controller); then
   echo "tapio-controller: $s bytes ($(human "$s")) [reported, no budget yet]" | tee -a "$report"

@@ -74,10 +74,16 @@ pub fn since_ns(value: &str, now_ns: u64) -> Result<u64, WindowError> {
     Ok(now_ns.saturating_sub(parse_duration_ns(value)?))
 }
 
-/// Now, in Unix nanoseconds. `TAPIO_NOW` (RFC 3339 UTC) overrides the clock
-/// so tests can assert exact relative output; it is not meant for operators.
+/// Now, in Unix nanoseconds.
+///
+/// Debug builds only (what `cargo test` runs): `TAPIO_NOW` (RFC 3339 UTC)
+/// overrides the clock so tests can assert exact relative output. Release
+/// builds do not contain the knob at all (`scripts/verify-lean.sh` checks
+/// the binary for the string and that setting it changes nothing), so an
+/// inherited environment cannot move an operator's clock.
 #[must_use]
 pub fn now_ns() -> u64 {
+    #[cfg(debug_assertions)]
     if let Some(ns) = std::env::var("TAPIO_NOW")
         .ok()
         .and_then(|v| parse_rfc3339_utc(&v))
