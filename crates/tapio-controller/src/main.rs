@@ -285,6 +285,11 @@ async fn run(app: Arc<App>, listen: SocketAddr, reload_every: Duration) -> Resul
     let local = listener
         .local_addr()
         .map_err(|e| Failure::Runtime(e.into()))?;
+    // Signal handlers before the start line: a SIGTERM or SIGHUP sent as
+    // soon as the controller says it is listening must be handled, not take
+    // the default action (regression: SIGTERM right after start killed it).
+    let shutdown = shutdown_signal();
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let cur = app.config.current();
     tracing::info!(
         generation = cur.generation,
@@ -293,29 +298,37 @@ async fn run(app: Arc<App>, listen: SocketAddr, reload_every: Duration) -> Resul
         auth = app.token.is_some(),
         "tapio-controller listening on {local}"
     );
-    tokio::spawn(reloader(Arc::clone(&app), reload_every));
-    server::serve(listener, app, shutdown_signal()).await;
+    tokio::spawn(reloader(Arc::clone(&app), reload_every, hup));
+    server::serve(listener, app, shutdown).await;
     tracing::info!("tapio-controller stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Registers the SIGTERM and SIGINT handlers now; the future resolves on
+/// the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = recv(term) => {}
+            () = recv(int) => {}
+        }
     }
 }
 
 /// Reloads the profile on SIGHUP or when its file changes; expires silent
 /// agents on the same tick.
-async fn reloader(app: Arc<App>, every: Duration) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).ok();
+async fn reloader(app: Arc<App>, every: Duration, mut hup: Option<tokio::signal::unix::Signal>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
