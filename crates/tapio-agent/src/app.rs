@@ -467,3 +467,27 @@ fn write_status(state: &AgentState, dir: Option<&DataDir>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_lines_are_one_line_each_and_bounded() {
+        assert_eq!(
+            one_line("load failed\n  0: r1 = 0\n\n  1: exit\n", 100),
+            "load failed | 0: r1 = 0 | 1: exit"
+        );
+        let long = "x".repeat(1000);
+        let cut = one_line(&long, MAX_REASON_CHARS);
+        assert_eq!(cut.chars().count(), MAX_REASON_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(one_line("short", 10), "short");
+    }
+
+    #[test]
+    fn no_observer_is_exit_3_other_failures_exit_1() {
+        assert_eq!(RunError::NoObserver { reasons: vec![] }.exit_code(), 3);
+        assert_eq!(RunError::SinkUnavailable("otlp").exit_code(), 1);
+    }
+}
