@@ -19,6 +19,9 @@ pub const DEFAULT_EBPF_DIR: &str = "/opt/tapio/ebpf";
 /// Default occurrence directory of the file sink (absolute: never relative
 /// to wherever the agent happens to be started).
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/tapio/occurrences";
+/// Longest heartbeat interval (a day): far larger values overflowed the
+/// clock when the next heartbeat was scheduled.
+pub const MAX_HEARTBEAT_SECS: u64 = 86_400;
 
 /// Command-line flags, parsed by [`crate::args`] (a new flag needs a row in
 /// [`crate::args::FLAGS`] too).
@@ -250,6 +253,11 @@ impl Settings {
                 "--heartbeat-interval {hb} is below the minimum of 5 seconds"
             )));
         }
+        if hb > MAX_HEARTBEAT_SECS {
+            return Err(SettingsError::Invalid(format!(
+                "--heartbeat-interval {hb} is above the maximum of {MAX_HEARTBEAT_SECS} seconds"
+            )));
+        }
         let log = match file.log.as_deref().unwrap_or("info") {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -329,6 +337,27 @@ mod tests {
             Ok(crate::args::Parsed::Run(a)) => *a,
             other => panic!("{v:?}: {other:?}"),
         }
+    }
+
+    /// `heartbeat_interval = 9223372036854775807` resolved, then panicked
+    /// the controller thread at `now + interval`; found by fuzzing.
+    #[test]
+    fn heartbeat_interval_has_a_maximum() {
+        let file = parse_toml(
+            Path::new("t.toml"),
+            "heartbeat_interval = 9223372036854775807\n",
+        )
+        .unwrap();
+        let err = Settings::merge(&Args::default(), file)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--heartbeat-interval 9223372036854775807 is above the maximum of 86400 seconds"
+        );
+        let file = parse_toml(Path::new("t.toml"), "heartbeat_interval = 86400\n").unwrap();
+        let s = Settings::merge(&Args::default(), file).unwrap();
+        assert_eq!(s.heartbeat_interval, Duration::from_secs(86_400));
     }
 
     fn toml_err(text: &str) -> String {
