@@ -8,6 +8,8 @@
 //!   operator sets `[file] allow_unsafe_data_dir = true`. The checks are made
 //!   on the opened descriptor (`fstat`), so the directory cannot be swapped
 //!   between check and use.
+//! - Only the directory itself is checked: its ancestors are trusted (root's
+//!   `/var/lib` for the default path). A symlink among them is followed.
 //! - Every file is written under a fresh temp name in the directory
 //!   (`.<name>.<pid>.<seq>.<random>.tmp`) opened with
 //!   `O_CREAT | O_EXCL | O_NOFOLLOW`, mode `0640`, then `fsync`ed and renamed

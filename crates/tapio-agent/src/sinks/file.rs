@@ -12,7 +12,13 @@
 //!   their reason (`disk_full` on `ENOSPC`/`EDQUOT`). The sink keeps going:
 //!   the next batch is tried afresh, so writing resumes by itself once
 //!   space returns.
-//! - The directory is `fsync`ed once per batch, after its renames.
+//! - The directory is `fsync`ed once per batch, after its renames. Each
+//!   file is `fsync`ed before its rename, so the sink's rate is bounded by
+//!   the disk's sync latency: ~360–600 files/s on the test VM's ext4
+//!   (virtio disk). A faster stream of distinct occurrences fills the queue
+//!   and is counted as `queue_full`; storms fold into few occurrences first.
+//!   No `syncfs`: it would flush every other writer on the node's
+//!   filesystem too.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
