@@ -215,3 +215,89 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use tapio_common::{Anomaly, Outcome, Severity, SinkError};
+
+    /// A sink answering each batch with the next scripted result.
+    struct Scripted(VecDeque<Result<(), SinkError>>);
+
+    impl Sink for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn write_batch(&mut self, _: &[Occurrence], _: Instant) -> Result<(), SinkError> {
+            self.0.pop_front().unwrap_or(Ok(()))
+        }
+        fn flush(&mut self, _: Instant) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn io(errno: i32) -> SinkError {
+        SinkError::Io {
+            op: "write",
+            source: std::io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    fn batch(n: usize) -> Vec<Occurrence> {
+        (0..n)
+            .map(|_| Occurrence::new(Anomaly::IoError, Severity::Critical, Outcome::Failure, 1, 1))
+            .collect()
+    }
+
+    #[test]
+    fn failed_writes_count_what_they_lost_under_their_reason() {
+        let c = Counters::default();
+        let mut sink = Scripted(VecDeque::from([
+            Err(io(libc::ENOSPC)),
+            Err(SinkError::Partial {
+                delivered: 3,
+                total: 10,
+                source: Box::new(io(libc::EDQUOT)),
+            }),
+            Err(io(libc::EIO)),
+            Ok(()),
+        ]));
+        let mut outage = Outage::default();
+        for n in [4, 10, 5, 2] {
+            write(SinkKind::File, &mut sink, &mut batch(n), &c, &mut outage);
+        }
+        let s = c.snapshot();
+        // 4 of the first batch, 7 of the partial one; 5 failed otherwise.
+        assert_eq!(
+            s["tapio_sink_drops_total{sink=\"file\",reason=\"disk_full\"}"],
+            11
+        );
+        assert_eq!(
+            s["tapio_sink_drops_total{sink=\"file\",reason=\"write_failed\"}"],
+            5
+        );
+        assert_eq!(
+            s["tapio_sink_writes_total{sink=\"file\",result=\"error\"}"],
+            3
+        );
+        assert_eq!(s["tapio_sink_writes_total{sink=\"file\",result=\"ok\"}"], 1);
+        // The last batch went out: the outage is over.
+        assert_eq!(outage.reason, None);
+        assert_eq!(outage.lost, 0);
+    }
+
+    #[test]
+    fn an_outage_tracks_its_reason_and_total_until_a_write_succeeds() {
+        let c = Counters::default();
+        let mut sink = Scripted(VecDeque::from([
+            Err(io(libc::ENOSPC)),
+            Err(io(libc::ENOSPC)),
+        ]));
+        let mut outage = Outage::default();
+        write(SinkKind::File, &mut sink, &mut batch(2), &c, &mut outage);
+        write(SinkKind::File, &mut sink, &mut batch(3), &c, &mut outage);
+        assert_eq!(outage.reason, Some(SinkDrop::DiskFull));
+        assert_eq!(outage.lost, 5);
+    }
+}
