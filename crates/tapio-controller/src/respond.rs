@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub fn envelope(rejection: &Rejection) -> Response<Body> {
 ///
 /// # Errors
 /// 415 when `Content-Type` is absent or not `application/json`.
-pub fn require_json(req: &Request<Incoming>) -> Result<(), Rejection> {
+pub fn require_json<B>(req: &Request<B>) -> Result<(), Rejection> {
     let ok = req
         .headers()
         .get(CONTENT_TYPE)
@@ -85,16 +85,17 @@ pub fn require_json(req: &Request<Incoming>) -> Result<(), Rejection> {
     }
 }
 
-/// Reads the whole body, at most `max` bytes, within `timeout`.
+/// Reads the whole body, at most `max` bytes, within `timeout`. `B` is
+/// hyper's `Incoming` on a connection, any other body in tests.
 ///
 /// # Errors
 /// 413 past `max` (refused before reading when `Content-Length` says so),
 /// 408 on timeout, 400 when the client breaks off.
-pub async fn read_body(
-    req: Request<Incoming>,
-    max: u64,
-    timeout: Duration,
-) -> Result<Bytes, Rejection> {
+pub async fn read_body<B>(req: Request<B>, max: u64, timeout: Duration) -> Result<Bytes, Rejection>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let too_large = || {
         Rejection::new(
             ErrorCode::PayloadTooLarge,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
+use hyper::body::Bytes;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, ETAG, IF_NONE_MATCH, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -76,11 +76,17 @@ impl Route {
     }
 }
 
-/// Answers one request; never fails (every failure is an envelope).
+/// Answers one request; never fails (every failure is an envelope). `B` is
+/// hyper's `Incoming` on a connection; tests and fuzzing drive the router
+/// in-process with any other body.
 ///
 /// # Errors
 /// None: the `Infallible` is hyper's service signature.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Result<Response<Body>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     Counters::inc(&app.counters.requests);
     let response = match route(&app, req).await {
         Ok(r) => r,
@@ -110,7 +116,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
     Ok(response)
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+async fn route<B>(app: &App, req: Request<B>) -> Result<Response<Body>, Rejection>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let Some(route) = Route::find(req.uri().path()) else {
         return Err(Rejection::new(
             ErrorCode::NotFound,
@@ -160,7 +170,7 @@ fn truncated(s: &str) -> String {
     s.chars().take(100).collect()
 }
 
-fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Rejection> {
+fn authorize<B>(app: &App, req: &Request<B>) -> Result<(), Rejection> {
     let Some(token) = &app.token else {
         return Ok(());
     };
@@ -187,7 +197,11 @@ fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Rejection> {
     ))
 }
 
-async fn post_body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Rejection> {
+async fn post_body<B>(app: &App, req: Request<B>) -> Result<Bytes, Rejection>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     require_json(&req)?;
     read_body(req, app.limits.max_body_bytes, app.limits.body_read_timeout).await
 }
@@ -281,7 +295,7 @@ fn unknown_agent(e: &RegistryError) -> Rejection {
     Rejection::new(ErrorCode::UnknownAgent, e.to_string())
 }
 
-fn config(app: &App, req: &Request<Incoming>) -> Response<Body> {
+fn config<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let cur = app.config.current();
     if let Some(q) = req.uri().query() {
         let prefix = format!("{}=", tapio_wire::AGENT_ID_QUERY);
