@@ -23,7 +23,7 @@ use crate::sinks::file::FileSink;
 use crate::sinks::http::HttpSink;
 use crate::sinks::stdout::StdoutSink;
 use crate::sinks::{error_chain, Fanout};
-use crate::state::AgentState;
+use crate::state::{AgentState, StatusWriter};
 
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -266,7 +266,7 @@ pub async fn run(
             for o in Observer::ALL {
                 state.set_observer(o, ObserverState::Unavailable, Some(why.clone()));
             }
-            write_status(&state, data_dir.as_deref());
+            StatusWriter::new(data_dir).write(&state);
             return Err(RunError::NoObserver {
                 reasons: Observer::ALL
                     .iter()
@@ -354,11 +354,11 @@ pub async fn run(
     crate::preflight::release_free_memory();
     if tasks.is_empty() {
         // `tapio status` shows every observer's reason after the exit.
-        write_status(&state, data_dir.as_deref());
+        StatusWriter::new(data_dir).write(&state);
         return Err(RunError::NoObserver { reasons: failures });
     }
 
-    let file_dir = data_dir;
+    let mut status_file = StatusWriter::new(data_dir);
     let mut sigterm = signal(SignalKind::terminate()).map_err(|source| RunError::Sys {
         call: "sigaction",
         source,
@@ -419,7 +419,7 @@ pub async fn run(
                 Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: compiled_config not reloaded; current config kept"),
             },
             _ = status_tick.tick() => {
-                write_status(&state, file_dir.as_deref());
+                status_file.write(&state);
             }
         }
     }
@@ -442,7 +442,7 @@ pub async fn run(
     if joined.is_err() {
         tracing::warn!("observer tasks did not finish before the shutdown deadline");
     }
-    write_status(&state, file_dir.as_deref());
+    status_file.write(&state);
     match Arc::try_unwrap(fanout) {
         Ok(f) => {
             for late in f.shutdown(deadline) {
@@ -454,18 +454,8 @@ pub async fn run(
         }
         Err(_) => tracing::warn!("sinks still referenced at shutdown; not flushed"),
     }
-    write_status(&state, file_dir.as_deref());
+    status_file.write(&state);
     Ok(())
-}
-
-/// Writes the status file when there is a data directory; a failure is
-/// logged (it is retried on the next tick).
-fn write_status(state: &AgentState, dir: Option<&DataDir>) {
-    if let Some(d) = dir {
-        if let Err(e) = state.write_status_file(d) {
-            tracing::warn!(error = %error_chain(&e), "status file not written");
-        }
-    }
 }
 
 #[cfg(test)]

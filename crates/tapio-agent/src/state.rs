@@ -146,3 +146,44 @@ impl AgentState {
         dir.sync()
     }
 }
+
+/// Writes the status file every few seconds when there is a data directory.
+/// A failure (a full disk) is logged when it starts and when writing works
+/// again, not on every tick; each tick tries anew.
+pub struct StatusWriter {
+    dir: Option<Arc<DataDir>>,
+    failing: bool,
+}
+
+impl StatusWriter {
+    /// A writer into `dir`; `None` writes nothing.
+    #[must_use]
+    pub fn new(dir: Option<Arc<DataDir>>) -> Self {
+        StatusWriter {
+            dir,
+            failing: false,
+        }
+    }
+
+    /// Writes `state`'s status file. Returns whether it was written.
+    pub fn write(&mut self, state: &AgentState) -> bool {
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        match state.write_status_file(dir) {
+            Ok(()) => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!("status file written again");
+                }
+                true
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!(error = %crate::sinks::error_chain(&e), "status file not written; retried every tick, logged again when it works");
+                    self.failing = true;
+                }
+                false
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use tapio_agent::counters::{Counters, SinkKind};
 use tapio_agent::datadir::DataDir;
 use tapio_agent::sinks::file::{FileSink, Retention};
 use tapio_agent::sinks::Fanout;
-use tapio_agent::state::AgentState;
+use tapio_agent::state::{AgentState, StatusWriter};
 use tapio_common::{Anomaly, Occurrence, Outcome, Severity};
 
 const DISK_FULL: &str = "tapio_sink_drops_total{sink=\"file\",reason=\"disk_full\"}";
@@ -148,6 +148,8 @@ fn full_disk_drops_are_counted_as_disk_full_and_writing_resumes_when_space_retur
     assert_eq!(names(&data).len(), 1, "{:?}", names(&data));
     let e = state.write_status_file(&dir).unwrap_err();
     assert!(e.is_disk_full(), "{e:?}");
+    let mut status = StatusWriter::new(Some(Arc::clone(&dir)));
+    assert!(!status.write(&state));
     assert_eq!(names(&data).len(), 1, "{:?}", names(&data));
 
     // Space returns: the same worker writes again, nothing restarted.
@@ -163,8 +165,9 @@ fn full_disk_drops_are_counted_as_disk_full_and_writing_resumes_when_space_retur
         .iter()
         .all(|n| n.ends_with(".json") && !n.starts_with('.')));
 
-    // The named reason is in the status file `tapio status` reads.
-    state.write_status_file(&dir).unwrap();
+    // The named reason is in the status file `tapio status` reads, written
+    // again by the same writer.
+    assert!(status.write(&state));
     let st: serde_json::Value =
         serde_json::from_slice(&fs::read(data.join(".tapio-status.json")).unwrap()).unwrap();
     assert_eq!(st["counters"][DISK_FULL], 10);
