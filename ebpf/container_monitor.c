@@ -14,6 +14,7 @@
  */
 #include "vmlinux.h"
 #include "tapio.bpf.h"
+#include "core_fixes.bpf.h"
 #include "container_monitor.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -35,6 +36,27 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } oom_victims SEC(".maps");
+
+/* Where mark_victim gives only the victim's pid (see core_fixes.bpf.h), the
+ * task comes from the SIGKILL the OOM killer sends it just before marking
+ * it (__oom_kill_process: do_send_sig_info(SIGKILL, SEND_SIG_PRIV, victim)
+ * then mark_oom_victim(victim)). pid -> that task, with the task's start
+ * time so a recycled task_struct is never read as the victim. */
+#define OOM_KILLED_MAX 256
+#define SIGKILL 9
+#define SEND_SIG_PRIV ((void *)1)
+
+struct oom_killed {
+	__u64 task;       /* struct task_struct * */
+	__u64 start_time; /* task->start_time when the SIGKILL was sent */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OOM_KILLED_MAX);
+	__type(key, __u32);
+	__type(value, struct oom_killed);
+} sigkilled SEC(".maps");
 
 static __always_inline const struct container_config *cont_config(__u32 need)
 {
@@ -101,17 +123,61 @@ static __always_inline void fill_task(struct container_record *r, struct task_st
 	BPF_CORE_READ_STR_INTO(&r->comm, t, group_leader, comm);
 }
 
+/* The task behind a pid-only mark_victim: the one that was just sent the
+ * kernel's own SIGKILL, still alive under the same pid. NULL when unknown. */
+static __always_inline struct task_struct *victim_of_pid(__u32 pid)
+{
+	struct oom_killed *k = bpf_map_lookup_elem(&sigkilled, &pid);
+	struct task_struct *t;
+
+	if (!k)
+		return NULL;
+	t = (struct task_struct *)k->task;
+	if (BPF_CORE_READ(t, pid) != pid || BPF_CORE_READ(t, start_time) != k->start_time)
+		t = NULL;
+	bpf_map_delete_elem(&sigkilled, &pid);
+	return t;
+}
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(signal_generate, int sig, struct kernel_siginfo *info, struct task_struct *task)
+{
+	struct oom_killed k;
+	__u32 pid;
+
+	/* Only kernels whose mark_victim lacks the task need this. */
+	if (!tapio_mark_victim_takes_pid() || sig != SIGKILL || info != SEND_SIG_PRIV)
+		return 0;
+	if (!cont_config(CONT_CFG_OOM_KILL | CONT_CFG_ABNORMAL_EXIT))
+		return 0;
+	pid = BPF_CORE_READ(task, pid);
+	k.task = (__u64)task;
+	k.start_time = BPF_CORE_READ(task, start_time);
+	bpf_map_update_elem(&sigkilled, &pid, &k, BPF_ANY);
+	return 0;
+}
+
 SEC("tp_btf/mark_victim")
-int BPF_PROG(mark_victim, struct task_struct *t)
+int BPF_PROG(mark_victim)
 {
 	const struct container_config *cfg;
 	struct container_record *r;
+	struct task_struct *t;
 	__u64 start;
 	__u32 tgid;
 
 	cfg = cont_config(CONT_CFG_OOM_KILL | CONT_CFG_ABNORMAL_EXIT);
 	if (!cfg)
 		return 0;
+	if (tapio_mark_victim_takes_pid()) {
+		t = victim_of_pid((__u32)ctx[0]);
+		if (!t) {
+			tapio_count(CONT_STAT_OOM_VICTIM_UNKNOWN);
+			return 0;
+		}
+	} else {
+		t = (struct task_struct *)ctx[0];
+	}
 	if (cfg->hdr.flags & CONT_CFG_ABNORMAL_EXIT) {
 		tgid = BPF_CORE_READ(t, tgid);
 		start = BPF_CORE_READ(t, group_leader, start_time);

@@ -37,6 +37,9 @@ enum container_stat {
 	CONT_STAT_OOM_MARK_FAILED = 4, /* victim not remembered: its exit may
 	                                * be reported as abnormal_exit */
 	CONT_STAT_OOM_EXIT_SKIPPED = 5, /* exits of OOM victims not reported */
+	CONT_STAT_OOM_VICTIM_UNKNOWN = 6, /* mark_victim gave only a pid whose
+	                                   * task was not seen being sent the
+	                                   * OOM killer's SIGKILL: not reported */
 };
 
 struct container_record {

@@ -58,4 +58,49 @@ static __always_inline __u32 tapio_rq_dev(const struct request *rq)
 	       (__u32)BPF_CORE_READ(disk, first_minor);
 }
 
+/*
+ * Tracepoints whose argument lists changed. A `btf_trace_<tp>___tapio_*`
+ * typedef below spells one argument list; bpf_core_type_exists() on it is
+ * true only where the running kernel's own `btf_trace_<tp>` typedef has the
+ * same number of compatible arguments (CO-RE compares function prototypes
+ * argument by argument), so the program reads only arguments that exist.
+ */
+
+/* tcp_retransmit_skb is (sk, skb) in the BTF of Debian's 5.10, 6.1 and
+ * 6.12 kernels and (sk, skb, int err) in 6.18's, where it also fires for
+ * retransmit attempts that failed (err != 0). */
+typedef void (*btf_trace_tcp_retransmit_skb___tapio_err)(void *, const struct sock *,
+							   const struct sk_buff *, int);
+
+static __always_inline bool tapio_tcp_retransmit_has_err(void)
+{
+	return bpf_core_type_exists(btf_trace_tcp_retransmit_skb___tapio_err);
+}
+
+/* mark_victim is (int pid) in 5.10's BTF (and in mainline before 6.8) and
+ * (struct task_struct *, uid_t) in Debian's 6.1, 6.12 and in 6.18. */
+typedef void (*btf_trace_mark_victim___tapio_pid)(void *, int);
+
+static __always_inline bool tapio_mark_victim_takes_pid(void)
+{
+	return bpf_core_type_exists(btf_trace_mark_victim___tapio_pid);
+}
+
+/* block_rq_complete's error is `int` in 5.10's BTF, where the kernel passes
+ * blk_status_to_errno(error) (a negative errno), and `blk_status_t` in 6.1
+ * and later. Both are integers, so CO-RE cannot tell the prototypes apart;
+ * the values can: an errno is negative, a blk_status_t never is. Returns the
+ * status, or 0 with the positive errno in *errno when the kernel passed one. */
+static __always_inline __u32 tapio_rq_error(__u64 raw, __u32 *errno)
+{
+	__s32 v = (__s32)raw;
+
+	*errno = 0;
+	if (v < 0) {
+		*errno = (__u32)(-v);
+		return 0;
+	}
+	return (__u32)v & 0xff;
+}
+
 #endif /* __TAPIO_CORE_FIXES_BPF_H */

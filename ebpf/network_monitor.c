@@ -12,6 +12,7 @@
  */
 #include "vmlinux.h"
 #include "tapio.bpf.h"
+#include "core_fixes.bpf.h"
 #include "network_monitor.h"
 
 #define AF_INET 2
@@ -27,7 +28,9 @@ struct {
 	__type(value, struct network_config);
 } tapio_config SEC(".maps");
 
-/* Per-socket state, freed by the kernel with the socket. */
+/* Per-socket state: socket-local storage, freed by the kernel with the
+ * socket; or, where tracing programs cannot use socket storage, a slot of
+ * `owner_table` (see owner_get). */
 struct sock_owner {
 	__u32 tgid;
 	__u32 pid;
@@ -45,6 +48,55 @@ struct {
 	__type(key, int);
 	__type(value, struct sock_owner);
 } sockets SEC(".maps");
+
+/* struct sock * -> owner, from CLOSE -> SYN_SENT until the socket's next
+ * move to CLOSE (every TCP socket passes CLOSE before it is freed, so a slot
+ * never outlives its socket). Preallocated: updates work in softirq. The
+ * loader shrinks it to one entry where socket storage is used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NET_OWNER_TABLE_MAX);
+	__type(key, __u64);
+	__type(value, struct sock_owner);
+} owner_table SEC(".maps");
+
+/* Set by the loader before loading: 1 where tracing programs may not call
+ * bpf_sk_storage_get (Linux before 5.11, "bpf: Allow using bpf_sk_storage
+ * in FENTRY/FEXIT/RAW_TP"), found by asking the verifier. The branch not
+ * taken is never walked by the verifier (read-only, frozen value). */
+const volatile __u32 owner_in_table = 0;
+
+static __always_inline struct sock_owner *owner_get(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (owner_in_table)
+		return bpf_map_lookup_elem(&owner_table, &key);
+	return bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0);
+}
+
+static __always_inline struct sock_owner *owner_create(const struct sock *sk)
+{
+	static const struct sock_owner fresh;
+	__u64 key = (__u64)sk;
+
+	if (owner_in_table) {
+		if (bpf_map_update_elem(&owner_table, &key, &fresh, BPF_ANY))
+			return NULL;
+		return bpf_map_lookup_elem(&owner_table, &key);
+	}
+	return bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+/* The socket moved to CLOSE: its table slot goes (socket storage goes with
+ * the socket itself). */
+static __always_inline void owner_forget(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (owner_in_table)
+		bpf_map_delete_elem(&owner_table, &key);
+}
 
 static __always_inline const struct network_config *net_config(__u32 need)
 {
@@ -98,7 +150,7 @@ static __always_inline void capture_owner(const struct sock *sk)
 	struct sock_owner *o;
 	__u64 id;
 
-	o = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	o = owner_create(sk);
 	if (!o) {
 		tapio_count(NET_STAT_OWNER_STORE_FAILED);
 		return;
@@ -127,7 +179,7 @@ static __always_inline void emit_connect_failed(const struct sock *sk,
 		return;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_CONNECT_FAILED, sizeof(*r), cfg->hdr.generation);
-	o = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0);
+	o = owner_get(sk);
 	fill_socket(r, sk, tp, o);
 	r->state = TCP_SYN_SENT;
 	r->sk_err = sk->sk_err;
@@ -145,15 +197,24 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 {
 	const struct network_config *cfg;
 
-	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT)
+	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT) {
+		if (owner_in_table && newstate == TCP_CLOSE)
+			owner_forget(sk);
 		return 0;
+	}
 	cfg = net_config(NET_CFG_CONNECT | NET_CFG_RTT);
-	if (!cfg || !is_tcp_inet(sk))
+	if (!cfg || !is_tcp_inet(sk)) {
+		if (newstate == TCP_CLOSE)
+			owner_forget(sk);
 		return 0;
-	if (newstate == TCP_SYN_SENT)
+	}
+	if (newstate == TCP_SYN_SENT) {
 		capture_owner(sk);
-	else if (newstate == TCP_CLOSE && (cfg->hdr.flags & NET_CFG_CONNECT))
-		emit_connect_failed(sk, cfg);
+	} else if (newstate == TCP_CLOSE) {
+		if (cfg->hdr.flags & NET_CFG_CONNECT)
+			emit_connect_failed(sk, cfg);
+		owner_forget(sk);
+	}
 	return 0;
 }
 
@@ -166,21 +227,25 @@ int BPF_PROG(tcp_receive_reset, struct sock *sk)
 		return 0;
 	if (!net_config(NET_CFG_CONNECT))
 		return 0;
-	o = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	o = owner_get(sk);
 	if (o)
 		o->flags |= NET_REC_F_RST;
 	return 0;
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
 	const struct network_config *cfg;
 	const struct tcp_skb_cb *cb;
 	struct network_record *r;
 	struct tcp_sock *tp;
+	int err = 0;
 	__u16 segs;
 
+	/* The third argument exists only where the tracepoint carries it. */
+	if (tapio_tcp_retransmit_has_err())
+		err = (int)ctx[2];
 	/* SYN retransmits belong to the connect's outcome (B2), not to B3. */
 	if (sk->__sk_common.skc_state == TCP_SYN_SENT)
 		return 0;
@@ -199,7 +264,7 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 		return 0;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RETRANSMIT, sizeof(*r), cfg->hdr.generation);
-	fill_socket(r, sk, tp, bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0));
+	fill_socket(r, sk, tp, owner_get(sk));
 	/* Segments in this retransmission (tcp_skb_pcount): one skb may carry
 	 * many under TSO, and tcpi_total_retrans counts segments. */
 	cb = (const struct tcp_skb_cb *)&skb->cb[0];
@@ -224,7 +289,7 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 		return 0;
 	/* Only connections seen at connect: their destination is a service
 	 * (address, port), not a peer's ephemeral port. */
-	o = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	o = owner_get(sk);
 	if (!o)
 		return 0;
 	now = bpf_ktime_get_boot_ns();

@@ -22,6 +22,10 @@ struct network_config {
 	__u32 _pad0;
 };
 
+/* Sockets whose owner is kept in `owner_table` where tracing programs
+ * cannot use socket-local storage (kernels before 5.11). */
+#define NET_OWNER_TABLE_MAX 16384
+
 /* tapio_record_header.kind */
 enum network_record_kind {
 	NET_REC_CONNECT_FAILED = 1, /* SYN_SENT -> CLOSE */
@@ -35,7 +39,8 @@ enum network_record_kind {
 
 /* Observer-specific slots of `tapio_stats`. */
 enum network_stat {
-	NET_STAT_OWNER_STORE_FAILED = 4, /* socket storage could not be created */
+	NET_STAT_OWNER_STORE_FAILED = 4, /* socket storage (or an owner_table
+	                                  * slot) could not be created */
 	NET_STAT_RETRANSMIT_FAILED = 5,  /* retransmit attempts that were not sent */
 };
 

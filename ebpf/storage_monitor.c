@@ -108,7 +108,7 @@ int BPF_PROG(block_rq_requeue, struct request *rq)
 }
 
 static __always_inline void emit(const struct storage_config *cfg, const struct request *rq,
-				 __u16 kind, __u64 latency_ns, blk_status_t status,
+				 __u16 kind, __u64 latency_ns, __u32 status,
 				 __u32 nr_bytes, __u32 flags)
 {
 	struct storage_record *r;
@@ -129,17 +129,23 @@ static __always_inline void emit(const struct storage_config *cfg, const struct 
 }
 
 SEC("tp_btf/block_rq_complete")
-int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+int BPF_PROG(block_rq_complete, struct request *rq, __u64 raw_error, unsigned int nr_bytes)
 {
 	const struct storage_config *cfg;
 	struct inflight_io *io;
 	__u64 key = (__u64)rq;
 	__u64 issue_ns, lat;
-	__u32 ambiguous;
+	__u32 ambiguous, errno, error, eflag;
 
 	cfg = stor_config();
 	if (!cfg)
 		return 0;
+	error = tapio_rq_error(raw_error, &errno);
+	eflag = 0;
+	if (errno) {
+		error = errno;
+		eflag = STOR_REC_F_ERRNO;
+	}
 	/* Partial completion: the request goes on (rq->__data_len is what was
 	 * left before this call). */
 	if (nr_bytes < rq->__data_len) {
@@ -162,14 +168,15 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 	lat = bpf_ktime_get_ns() - issue_ns;
 	if (error && (cfg->hdr.flags & STOR_CFG_IO_ERRORS)) {
 		emit(cfg, rq, STOR_REC_IO_ERROR, lat, error, nr_bytes,
-		     cfg->latency_critical_ns && lat >= cfg->latency_critical_ns ?
-			     STOR_REC_F_CRITICAL : 0);
+		     eflag | (cfg->latency_critical_ns && lat >= cfg->latency_critical_ns ?
+				      STOR_REC_F_CRITICAL : 0));
 		return 0;
 	}
 	if (!(cfg->hdr.flags & STOR_CFG_LATENCY) || !cfg->latency_warning_ns ||
 	    lat < cfg->latency_warning_ns)
 		return 0;
 	emit(cfg, rq, STOR_REC_LATENCY, lat, error, nr_bytes,
-	     cfg->latency_critical_ns && lat >= cfg->latency_critical_ns ? STOR_REC_F_CRITICAL : 0);
+	     eflag | (cfg->latency_critical_ns && lat >= cfg->latency_critical_ns ?
+			      STOR_REC_F_CRITICAL : 0));
 	return 0;
 }

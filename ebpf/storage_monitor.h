@@ -31,6 +31,8 @@ enum storage_record_kind {
 
 /* storage_record.flags */
 #define STOR_REC_F_CRITICAL (1u << 0) /* latency >= latency_critical_ns */
+#define STOR_REC_F_ERRNO (1u << 1)    /* status is a positive errno: the kernel's
+                                       * tracepoint passed one, not a blk_status_t */
 
 /* Observer-specific slots of `tapio_stats`: completions dropped because
  * they could not be uniquely correlated with their issue (B9). */
@@ -53,7 +55,7 @@ struct storage_record {
 	__u32 dev;        /* kernel dev_t: major << 20 | minor */
 	__u32 bytes;      /* bytes completed by the final completion */
 	__u32 op;         /* REQ_OP_* (cmd_flags & REQ_OP_MASK) */
-	__u32 status;     /* blk_status_t, 0 = ok */
+	__u32 status;     /* blk_status_t (errno with STOR_REC_F_ERRNO), 0 = ok */
 	__u32 flags;      /* STOR_REC_F_* */
 	__u32 _pad0;
 };

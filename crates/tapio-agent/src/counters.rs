@@ -120,16 +120,20 @@ pub enum FactDrop {
     Requeued,
     /// In-flight table full at issue time.
     InflightTableFull,
+    /// An OOM kill whose victim task could not be identified (a kernel
+    /// whose `mark_victim` gives only a pid, without the SIGKILL seen).
+    OomVictimUnknown,
 }
 
 impl FactDrop {
-    const ALL: [FactDrop; 6] = [
+    const ALL: [FactDrop; 7] = [
         FactDrop::ConnectOtherErrno,
         FactDrop::TableFull,
         FactDrop::AmbiguousInflightIo,
         FactDrop::MissingIssue,
         FactDrop::Requeued,
         FactDrop::InflightTableFull,
+        FactDrop::OomVictimUnknown,
     ];
 
     /// Label value.
@@ -142,6 +146,7 @@ impl FactDrop {
             FactDrop::MissingIssue => "missing_issue",
             FactDrop::Requeued => "requeued",
             FactDrop::InflightTableFull => "inflight_table_full",
+            FactDrop::OomVictimUnknown => "oom_victim_unknown",
         }
     }
 
@@ -155,6 +160,7 @@ impl FactDrop {
                 | FactDrop::MissingIssue
                 | FactDrop::Requeued
                 | FactDrop::InflightTableFull
+                | FactDrop::OomVictimUnknown
         )
     }
 }

@@ -14,6 +14,7 @@ pub mod datadir;
 pub mod drain;
 pub mod fold;
 pub mod http;
+pub mod kernel_features;
 pub mod loader;
 pub mod log;
 pub mod metrics;

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, Program, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
+use tapio_common::ebpf::network::OWNER_TABLE_MAX;
 use tapio_common::ebpf::stat;
 use tapio_common::Observer;
+
+use crate::kernel_features::KernelFeatures;
 
 /// Why an observer's object could not be brought up.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,36 @@ pub struct LoadedObject {
     pub observer: Observer,
     ebpf: Ebpf,
     stats: PerCpuArray<MapData, u64>,
+    note: Option<String>,
+}
+
+/// `owner_in_table` of network_monitor.o: 1 keeps socket owners in the
+/// bounded `owner_table` instead of socket-local storage.
+static OWNER_IN_TABLE: u32 = 1;
+
+/// Sets the load-time choices of `observer`'s object for this kernel; the
+/// returned note says what differs from the full design, if anything.
+fn choose_variant(
+    loader: &mut EbpfLoader<'_>,
+    observer: Observer,
+    features: KernelFeatures,
+) -> Option<String> {
+    match observer {
+        Observer::Network if features.sk_storage_in_tracing => {
+            // Socket storage in use: the fallback table needs no room.
+            loader.map_max_entries("owner_table", 1);
+            None
+        }
+        Observer::Network => {
+            loader.override_global("owner_in_table", &OWNER_IN_TABLE, true);
+            Some(format!(
+                "socket owners kept in a table of {OWNER_TABLE_MAX} sockets: this kernel's \
+                 tracing programs have no socket storage (`bpf_sk_storage_tracing_allowed` \
+                 absent from its BTF)"
+            ))
+        }
+        Observer::Container | Observer::Storage | Observer::Node => None,
+    }
 }
 
 /// Reads kernel BTF once for every object.
@@ -115,8 +148,10 @@ impl LoadedObject {
         if !path.is_file() {
             return Err(LoadError::ObjectMissing { path });
         }
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(btf))
+        let mut loader = EbpfLoader::new();
+        loader.btf(Some(btf));
+        let note = choose_variant(&mut loader, observer, KernelFeatures::from_btf(btf));
+        let mut ebpf = loader
             .load_file(&path)
             .map_err(|e| LoadError::Object {
                 path: path.clone(),
@@ -169,9 +204,17 @@ impl LoadedObject {
                 observer,
                 ebpf,
                 stats,
+                note,
             },
             ring,
         ))
+    }
+
+    /// What this kernel made the object do differently, for the observer's
+    /// status (e.g. a bounded fallback for a missing facility).
+    #[must_use]
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
     /// The aya object, for observer-specific programs and maps.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tapio_common::ebpf::container::{
     ContainerConfig, ContainerRecord, CFG_ABNORMAL_EXIT, CFG_OOM_KILL, REC_ABNORMAL_EXIT,
     REC_F_MEMCG_KNOWN, REC_F_MEMCG_V1, REC_OOM_KILL, STAT_OOM_EXIT_SKIPPED, STAT_OOM_MARK_FAILED,
+    STAT_OOM_VICTIM_UNKNOWN,
 };
 use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
@@ -21,7 +22,7 @@ use tapio_wire::{CompiledConfig, ContainerSettings};
 
 use super::{comm_str, parse_record, Classifier, Malformed};
 use crate::clock::Clock;
-use crate::counters::Counters;
+use crate::counters::{Counters, FactDrop};
 use crate::fold::Candidate;
 
 const SIGKILL: u64 = 9;
@@ -130,6 +131,7 @@ pub struct ContainerClassifier {
     page_size: u64,
     counters: Option<Arc<Counters>>,
     mark_failed_seen: u64,
+    victim_unknown_seen: u64,
 }
 
 impl ContainerClassifier {
@@ -140,6 +142,7 @@ impl ContainerClassifier {
             page_size,
             counters: None,
             mark_failed_seen: 0,
+            victim_unknown_seen: 0,
         }
     }
 
@@ -287,6 +290,15 @@ impl Classifier for ContainerClassifier {
 
     fn kernel_stats(&mut self, stats: &[u64]) {
         let get = |slot: u32| stats.get(slot as usize).copied().unwrap_or(0);
+        let unknown = get(STAT_OOM_VICTIM_UNKNOWN);
+        // Totals only grow while the object lives; a smaller one is a new object.
+        let delta = unknown
+            .checked_sub(self.victim_unknown_seen)
+            .unwrap_or(unknown);
+        self.victim_unknown_seen = unknown;
+        if let (Some(c), true) = (&self.counters, delta > 0) {
+            c.fact_drops_add(Observer::Container, FactDrop::OomVictimUnknown, delta);
+        }
         let failed = get(STAT_OOM_MARK_FAILED);
         if failed > self.mark_failed_seen {
             tracing::warn!(

@@ -172,7 +172,9 @@ pub fn attach_special(
 ) -> Result<Option<String>, String> {
     match observer {
         Observer::Node => node::attach(obj, settings),
-        Observer::Network | Observer::Container | Observer::Storage => Ok(None),
+        Observer::Network | Observer::Container | Observer::Storage => {
+            Ok(obj.note().map(str::to_owned))
+        }
     }
 }
 

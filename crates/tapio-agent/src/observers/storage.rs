@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tapio_common::ebpf::storage::{
-    StorageConfig, StorageRecord, CFG_IO_ERRORS, CFG_LATENCY, REC_F_CRITICAL, REC_IO_ERROR,
+    StorageConfig, StorageRecord, CFG_IO_ERRORS, CFG_LATENCY, REC_F_CRITICAL, REC_F_ERRNO, REC_IO_ERROR,
     REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR,
     STAT_REQUEUED,
 };
@@ -148,9 +148,14 @@ impl StorageClassifier {
         let dev_text = name.map_or(device.clone(), |n| format!("{n} ({device})"));
         let critical = r.flags & REC_F_CRITICAL != 0;
         if kind == REC_IO_ERROR {
-            let errno = errno_of(r.status);
+            // Kernels that pass the errno itself have no blk_status_t to show.
+            let errno = if r.flags & REC_F_ERRNO == 0 {
+                detail.u64("blk_status", u64::from(r.status));
+                errno_of(r.status)
+            } else {
+                i32::try_from(r.status).unwrap_or(i32::MAX)
+            };
             key.i64("errno", i64::from(errno));
-            detail.u64("blk_status", u64::from(r.status));
             Candidate {
                 anomaly: Anomaly::IoError,
                 severity: Severity::Critical,

@@ -22,6 +22,9 @@ pub const REC_F_MEMCG_V1: u32 = 1 << 1;
 pub const STAT_OOM_MARK_FAILED: u32 = 4;
 /// Exits of OOM victims not reported again.
 pub const STAT_OOM_EXIT_SKIPPED: u32 = 5;
+/// `mark_victim` gave only a pid whose task was not seen being sent the OOM
+/// killer's SIGKILL: the OOM kill is not reported.
+pub const STAT_OOM_VICTIM_UNKNOWN: u32 = 6;
 
 /// `struct container_config`.
 #[repr(C)]

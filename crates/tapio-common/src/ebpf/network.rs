@@ -9,6 +9,10 @@ pub const CFG_RETRANSMIT: u32 = 1 << 2;
 /// Smoothed-RTT samples.
 pub const CFG_RTT: u32 = 1 << 3;
 
+/// Sockets whose owner the fallback `owner_table` holds where tracing
+/// programs have no socket-local storage (`NET_OWNER_TABLE_MAX`).
+pub const OWNER_TABLE_MAX: u32 = 16384;
+
 /// A socket left SYN_SENT for CLOSE.
 pub const REC_CONNECT_FAILED: u16 = 1;
 /// One retransmitted data segment.

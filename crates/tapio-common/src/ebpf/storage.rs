@@ -17,6 +17,9 @@ pub const REC_LATENCY: u16 = 2;
 
 /// Latency at or past the critical threshold.
 pub const REC_F_CRITICAL: u32 = 1 << 0;
+/// `status` is a positive errno, not a `blk_status_t`: the kernel's
+/// tracepoint passed an errno (Linux 5.10).
+pub const REC_F_ERRNO: u32 = 1 << 1;
 
 /// Issue of a request already in flight (counted for the older issue, and
 /// again when the ambiguous completion is dropped).
@@ -58,7 +61,7 @@ pub struct StorageRecord {
     pub bytes: u32,
     /// `REQ_OP_*`.
     pub op: u32,
-    /// `blk_status_t`, 0 = ok.
+    /// `blk_status_t` (a positive errno with [`REC_F_ERRNO`]), 0 = ok.
     pub status: u32,
     /// `REC_F_*`.
     pub flags: u32,

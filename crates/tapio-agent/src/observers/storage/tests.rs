@@ -156,6 +156,18 @@ fn fact(c: &Candidate, k: &str) -> Option<Fact> {
     c.key.get(k).or_else(|| c.detail.get(k)).cloned()
 }
 
+/// Linux 5.10's block_rq_complete passes an errno, not a blk_status_t: the
+/// errno is reported as is and no blk_status is made up.
+#[test]
+fn io_error_from_a_kernel_that_passes_the_errno_has_no_blk_status() {
+    let mut r = rec(REC_IO_ERROR);
+    r.status = 5;
+    r.flags |= tapio_common::ebpf::storage::REC_F_ERRNO;
+    let c = classify(&r);
+    assert_eq!(fact(&c, "errno"), Some(Fact::I64(5)));
+    assert_eq!(fact(&c, "blk_status"), None);
+}
+
 #[test]
 fn io_error_names_device_sector_bytes_op_and_errno() {
     let mut r = rec(REC_IO_ERROR);
