@@ -131,7 +131,8 @@ fail=0
 printf '\n%-22s %-18s %-78s %s\n' kernel binary test result
 for s in "${series[@]}"; do
   out=$work/run-$s
-  res=$out/results.log
+  res=$out/results.txt
+  tr -d '\r' < "$out/results.log" > "$res" 2>/dev/null || true
   rel=$(awk '$1 == "TAPIO-BEGIN" {print $2}' "$res" 2>/dev/null || true)
   rel=${rel:-$s?}
   if ! grep -q "^TAPIO-BEGIN" "$res" 2>/dev/null; then

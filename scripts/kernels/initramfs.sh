@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 WANTED_MODULES=(veth nf_tables nft_counter nft_ct nft_reject nft_reject_inet nft_reject_ipv4
   nft_reject_ipv6 sch_tbf loop fuse)
 # Host tools the tests run, copied with their libraries.
-TOOLS=(ip nft tc losetup bpftool fusermount3 setsid)
+TOOLS=(ip nft tc losetup bpftool fusermount3 setsid dash)
 
 copy_with_libs() { # FILE STAGE
   local f=$1 stage=$2 lib
@@ -65,6 +65,9 @@ common)
       copy_with_libs "$f" "$stage"
     fi
   done
+  # busybox sh runs its own applets before PATH (its `ip` has no netns):
+  # the tests' `sh -c` gets dash, which finds the real tools first.
+  ln -sf "$(readlink -f "$(command -v dash)")" "$stage/usr/local/bin/sh"
   echo "root:x:0:0:root:/root:/bin/sh" > "$stage/etc/passwd"
   echo "root:x:0:" > "$stage/etc/group"
   mkdir -p "$stage/etc/iproute2"

@@ -1,6 +1,7 @@
-//! Real-kernel tests of the container observer: a real OOM kill in a cgroup
-//! v1 memory group and real signal deaths, with the exact evidence the
-//! agent printed.
+//! Real-kernel tests of the container observer: a real OOM kill in a memory
+//! cgroup (the v1 memory controller where the host has one, else cgroup v2
+//! with `memory.max`) and real signal deaths inside such a group, with the
+//! exact evidence the agent printed.
 
 mod support;
 
@@ -16,25 +17,85 @@ use support::*;
 const OOM: &str = "kernel.container.oom_kill";
 const EXIT: &str = "kernel.container.abnormal_exit";
 const MEMCG_V1: &str = "/sys/fs/cgroup/memory";
+const CGROUP2: &str = "/sys/fs/cgroup";
 
-/// A cgroup v1 memory group; on drop its processes are killed and the
-/// group removed.
+/// Which hierarchy carries the memory controller here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hierarchy {
+    V1,
+    V2,
+}
+
+impl Hierarchy {
+    /// The memory controller's hierarchy; fails under CI, skips elsewhere,
+    /// when there is none.
+    fn detect() -> Option<Hierarchy> {
+        if Path::new(MEMCG_V1).join("memory.limit_in_bytes").exists() {
+            return Some(Hierarchy::V1);
+        }
+        let controllers =
+            std::fs::read_to_string(Path::new(CGROUP2).join("cgroup.controllers")).unwrap_or_default();
+        if controllers.split_whitespace().any(|c| c == "memory") {
+            return Some(Hierarchy::V2);
+        }
+        let msg = format!(
+            "no memory controller: neither {MEMCG_V1} (v1) nor `memory` in {CGROUP2}/cgroup.controllers (v2)"
+        );
+        assert!(!in_ci(), "{msg} (CI=true: failing instead of skipping)");
+        eprintln!("SKIP: {msg}");
+        None
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Hierarchy::V1 => "v1",
+            Hierarchy::V2 => "v2",
+        }
+    }
+}
+
+/// A memory cgroup limited to `limit` bytes; on drop its processes are
+/// killed and the group removed.
 struct Memcg {
     path: PathBuf,
 }
 
 impl Memcg {
-    fn new(tag: &str, limit: u64) -> Memcg {
-        let path = Path::new(MEMCG_V1).join(format!("tapio-test-{tag}-{}", std::process::id()));
+    fn new(hierarchy: Hierarchy, tag: &str, limit: u64) -> Memcg {
+        let parent = match hierarchy {
+            Hierarchy::V1 => MEMCG_V1,
+            Hierarchy::V2 => {
+                // Children of the root get the memory controller.
+                let ctl = Path::new(CGROUP2).join("cgroup.subtree_control");
+                std::fs::write(&ctl, "+memory")
+                    .unwrap_or_else(|e| panic!("enable memory in {}: {e}", ctl.display()));
+                CGROUP2
+            }
+        };
+        let path = Path::new(parent).join(format!("tapio-test-{tag}-{}", std::process::id()));
         let cg = Memcg { path };
         cg.cleanup();
         std::fs::create_dir(&cg.path).unwrap_or_else(|e| panic!("mkdir {:?}: {e}", cg.path));
-        std::fs::write(cg.path.join("memory.limit_in_bytes"), limit.to_string()).unwrap();
+        let (file, value) = match hierarchy {
+            Hierarchy::V1 => ("memory.limit_in_bytes", limit.to_string()),
+            Hierarchy::V2 => ("memory.max", limit.to_string()),
+        };
+        std::fs::write(cg.path.join(file), value).unwrap();
+        if hierarchy == Hierarchy::V2 && cg.path.join("memory.swap.max").exists() {
+            std::fs::write(cg.path.join("memory.swap.max"), "0").unwrap();
+        }
         cg
     }
 
+    /// The memcg id the kernel reports: the group directory's inode (v1:
+    /// kernfs node of the memory hierarchy; v2: the cgroup id).
     fn inode(&self) -> u64 {
         std::fs::metadata(&self.path).unwrap().ino()
+    }
+
+    /// A shell line that moves the shell running it into this group.
+    fn join(&self) -> String {
+        format!("echo $$ > {}/cgroup.procs", self.path.display())
     }
 
     fn cleanup(&self) {
@@ -106,57 +167,24 @@ impl Drop for Proc {
     }
 }
 
-/// Fails under CI, skips elsewhere, when the v1 memory controller is absent.
-fn memcg_v1_available() -> bool {
-    if Path::new(MEMCG_V1).join("memory.limit_in_bytes").exists() {
-        return true;
-    }
-    let msg = format!("cgroup v1 memory controller not mounted at {MEMCG_V1}");
-    assert!(!in_ci(), "{msg} (CI=true: failing instead of skipping)");
-    eprintln!("SKIP: {msg}");
-    false
-}
-
-/// Inode of this process's memory cgroup directory (its memcg id on v1).
-fn own_memcg_inode() -> u64 {
-    let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let rel = cg
-        .lines()
-        .find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-            ctrl.split(',')
-                .any(|c| c == "memory")
-                .then(|| path.to_owned())
-        })
-        .expect("memory line in /proc/self/cgroup");
-    let dir = format!("{MEMCG_V1}{rel}");
-    std::fs::metadata(&dir)
-        .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .ino()
-}
-
 fn of_pid<'a>(all: &'a [Value], kind: &str, pid: u64) -> Vec<&'a Value> {
     of_type(all, kind, move |d| d["pid"] == pid)
 }
 
 #[test]
-fn oom_victim_in_a_64mib_v1_memcg_is_one_oom_kill_and_never_an_abnormal_exit() {
+fn oom_victim_in_a_64mib_memcg_is_one_oom_kill_and_never_an_abnormal_exit() {
     let Some(_k) = kernel_test(&["sh", "tail"]) else {
         return;
     };
-    if !memcg_v1_available() {
+    let Some(hierarchy) = Hierarchy::detect() else {
         return;
-    }
+    };
     const LIMIT: u64 = 64 << 20;
-    let cg = Memcg::new("oom", LIMIT);
+    let cg = Memcg::new(hierarchy, "oom", LIMIT);
     let agent = Agent::start("oom", &config_with(|_| {}), &[]);
     // `tail` buffers /dev/zero looking for a newline: it grows until the
     // memcg's OOM killer picks it (the only task in the group).
-    let mut hog = Proc::sh(&format!(
-        "echo $$ > {}/cgroup.procs && exec tail /dev/zero",
-        cg.path.display()
-    ));
+    let mut hog = Proc::sh(&format!("{} && exec tail /dev/zero", cg.join()));
     let pid = hog.pid();
     let st = hog.wait(Duration::from_secs(60));
     assert_eq!(
@@ -183,7 +211,7 @@ fn oom_victim_in_a_64mib_v1_memcg_is_one_oom_kill_and_never_an_abnormal_exit() {
         cg.inode(),
         "memcg id = the memcg directory's inode"
     );
-    assert_eq!(d["memcg_hierarchy"], "v1");
+    assert_eq!(d["memcg_hierarchy"], hierarchy.label());
     assert_eq!(d["memory_limit_bytes"], LIMIT);
     assert_eq!(d["memory_limit_unlimited"], false);
     let usage = d["memory_usage_bytes"].as_u64().unwrap();
@@ -202,30 +230,32 @@ fn oom_victim_in_a_64mib_v1_memcg_is_one_oom_kill_and_never_an_abnormal_exit() {
 }
 
 #[test]
-fn fatal_signals_are_one_abnormal_exit_each_and_clean_exits_nothing() {
+fn fatal_signals_in_a_limited_memcg_are_one_abnormal_exit_each_and_clean_exits_nothing() {
     let Some(_k) = kernel_test(&["sh"]) else {
         return;
     };
-    if !memcg_v1_available() {
+    let Some(hierarchy) = Hierarchy::detect() else {
         return;
-    }
+    };
+    // Every death happens in a memory.max-limited group (a container).
+    let cg = Memcg::new(hierarchy, "signals", 256 << 20);
     let agent = Agent::start("signals", &config_with(|_| {}), &[]);
     let mut killed = Vec::new();
     for (name, sig) in [("SEGV", 11), ("ABRT", 6), ("KILL", 9)] {
-        let mut p = Proc::sh(&format!("ulimit -c 0; kill -{name} $$"));
+        let mut p = Proc::sh(&format!("{}; ulimit -c 0; kill -{name} $$", cg.join()));
         let st = p.wait(Duration::from_secs(10));
         assert_eq!(st.signal(), Some(sig), "sh died by SIG{name}: {st:?}");
         killed.push((p.pid(), sig, format!("SIG{name}")));
     }
     let mut clean = Vec::new();
     for code in [0, 1] {
-        let mut p = Proc::sh(&format!("exit {code}"));
+        let mut p = Proc::sh(&format!("{}; exit {code}", cg.join()));
         assert_eq!(p.wait(Duration::from_secs(10)).code(), Some(code));
         clean.push(p.pid());
     }
     // A last death the test waits for: records leave the ring in order,
     // so anything the clean exits produced is printed before it.
-    let mut last = Proc::sh("ulimit -c 0; kill -SEGV $$");
+    let mut last = Proc::sh(&format!("{}; ulimit -c 0; kill -SEGV $$", cg.join()));
     last.wait(Duration::from_secs(10));
     let last_pid = last.pid();
     agent.wait_for(Duration::from_secs(10), |all| {
@@ -234,7 +264,7 @@ fn fatal_signals_are_one_abnormal_exit_each_and_clean_exits_nothing() {
     let (code, all) = agent.stop();
     assert_eq!(code, 0);
 
-    let memcg = own_memcg_inode();
+    let memcg = cg.inode();
     for (pid, sig, name) in &killed {
         let got = of_pid(&all, EXIT, *pid);
         assert_eq!(
@@ -251,8 +281,11 @@ fn fatal_signals_are_one_abnormal_exit_each_and_clean_exits_nothing() {
         assert_eq!(d["comm"], "sh");
         assert_eq!(
             d["cgroup_id"], memcg,
-            "the child's memcg (inherited from the test)"
+            "the memcg the process died in ({hierarchy:?})"
         );
+        if hierarchy == Hierarchy::V2 {
+            assert_eq!(d["cgroup2_id"], memcg, "on v2 the memcg is the cgroup");
+        }
         assert_eq!(d["config_generation"], 1);
         assert!(of_pid(&all, OOM, *pid).is_empty());
     }

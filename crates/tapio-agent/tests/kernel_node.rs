@@ -186,6 +186,9 @@ fn fault_pages(pages: usize) {
             0,
         );
         assert_ne!(p, libc::MAP_FAILED);
+        // One fault per page: a kernel that backs anonymous memory with
+        // transparent huge pages (THP `always`) would take one per 2 MiB.
+        assert_eq!(libc::madvise(p, len, libc::MADV_NOHUGEPAGE), 0);
         for i in 0..pages {
             std::ptr::write_volatile(p.cast::<u8>().add(i * 4096), 1);
         }
