@@ -16,6 +16,7 @@ step() { steps=$((steps + 1)); printf '\n=== %s ===\n' "$*"; }
 step "system packages"; scripts/install-deps.sh
 step "eBPF objects"; scripts/build-ebpf.sh target/bpf
 step "cargo test --workspace"; cargo test --workspace
+step "kernel matrix: real-kernel tests on Debian 5.10, 6.1, 6.12 in QEMU"; scripts/test-kernels.sh
 step "OTLP sink (feature otlp)"; cargo test -p tapio-agent --features otlp --lib --test otlp
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
 step "profile fuzzing (bounded)"; scripts/fuzz-profile.sh

@@ -198,16 +198,22 @@ fn paced_send(
         let chunk = vec![7u8; 16 * 1024];
         let mut sent = 0;
         let mut during = Some(during);
+        let mut fault = None;
         while sent < bytes {
             s.write_all(&chunk).unwrap();
             sent += chunk.len();
             if sent >= bytes / 4 {
+                // The fault runs beside the writer, so data keeps flowing
+                // through it however long its commands take (slow VMs).
                 if let Some(f) = during.take() {
-                    f();
+                    fault = Some(std::thread::spawn(f));
                 }
             }
         }
         s.flush().unwrap();
+        if let Some(t) = fault {
+            t.join().unwrap();
+        }
         // Let the tail drain before reading the totals.
         std::thread::sleep(Duration::from_millis(1500));
         total_retrans(s.as_raw_fd())
@@ -232,9 +238,9 @@ fn a_drop_burst_makes_one_retransmit_spike_with_its_count() {
     let clean = paced_send(&net.a, dst(7102), 4 << 20, 4 << 20, false, || {});
     // Same transfer with a 400 ms drop burst at the receiver.
     let b = net.b.clone();
+    sh(&format!("ip netns exec {b} nft add table inet tapioburst"));
+    sh(&format!("ip netns exec {b} nft 'add chain inet tapioburst in {{ type filter hook input priority 0; }}'"));
     let burst = paced_send(&net.a, dst(7101), 4 << 20, 4 << 20, false, move || {
-        sh(&format!("ip netns exec {b} nft add table inet tapioburst"));
-        sh(&format!("ip netns exec {b} nft 'add chain inet tapioburst in {{ type filter hook input priority 0; }}'"));
         sh(&format!(
             "ip netns exec {b} nft add rule inet tapioburst in tcp dport 7101 drop"
         ));
