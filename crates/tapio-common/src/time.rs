@@ -72,7 +72,7 @@ pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
     }
     let rest = &s[19..];
     let (frac, z) = match rest.strip_prefix('.') {
-        Some(f) => f.split_at(f.len().checked_sub(1)?),
+        Some(f) => (f.strip_suffix('Z')?, "Z"),
         None => ("", rest),
     };
     if z != "Z" || frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
@@ -130,6 +130,20 @@ mod tests {
             parse_rfc3339_utc("2025-04-03T14:23:01.000000001Z"),
             Some(1_743_690_181_000_000_001)
         );
+    }
+
+    /// A multi-byte character right after the `.` panicked `split_at` (not
+    /// a char boundary): `tapio status` died on such a timestamp.
+    #[test]
+    fn parse_survives_multibyte_fractions() {
+        for bad in [
+            "2025-04-03T14:23:01.é",
+            "2025-04-03T14:23:01.1é",
+            "2025-04-03T14:23:01.\u{10ffff}",
+            "2025-04-03T14:23:01é",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
     }
 
     #[test]
