@@ -58,6 +58,24 @@ struct {
 	__type(value, struct oom_killed);
 } sigkilled SEC(".maps");
 
+/* Deaths already reported, by process (tgid and the leader's start time):
+ * where the tracepoint has no group_dead, threads of a group kill exiting
+ * together can all see signal->live == 0; only the first is reported. */
+#define DEATHS_MAX 1024
+
+struct death_key {
+	__u32 tgid;
+	__u32 _pad0;
+	__u64 start_time;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DEATHS_MAX);
+	__type(key, struct death_key);
+	__type(value, __u8);
+} deaths SEC(".maps");
+
 static __always_inline const struct container_config *cont_config(__u32 need)
 {
 	__u32 zero = 0;
@@ -197,6 +215,27 @@ int BPF_PROG(mark_victim)
 	return 0;
 }
 
+/* True for exactly one exiting thread per process: the one the kernel says
+ * ended the group where the tracepoint carries group_dead, else the first
+ * thread to see signal->live at zero (remembered in `deaths`). */
+static __always_inline bool ends_process(unsigned long long *ctx, struct task_struct *p)
+{
+	struct death_key k = {};
+	__u8 one = 1;
+
+	if (tapio_exit_has_group_dead())
+		return (bool)ctx[1];
+	if (p->signal->live.counter != 0)
+		return false;
+	k.tgid = p->tgid;
+	k.start_time = BPF_CORE_READ(p, group_leader, start_time);
+	if (bpf_map_update_elem(&deaths, &k, &one, BPF_NOEXIST)) {
+		tapio_count(CONT_STAT_DEATH_REPEATED);
+		return false;
+	}
+	return true;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *p)
 {
@@ -212,10 +251,9 @@ int BPF_PROG(sched_process_exit, struct task_struct *p)
 	cfg = cont_config(CONT_CFG_ABNORMAL_EXIT);
 	if (!cfg || !exit_is_abnormal(cfg, code))
 		return 0;
-	/* Once per process: only the last thread of the group to exit, the
-	 * one that dropped signal->live to zero. On a group exit (signal,
-	 * exit_group) every thread carries the group's exit code. */
-	if (p->signal->live.counter != 0)
+	/* Once per process. On a group exit (signal, exit_group) every
+	 * thread carries the group's exit code. */
+	if (!ends_process(ctx, p))
 		return 0;
 	tgid = p->tgid;
 	marked = bpf_map_lookup_elem(&oom_victims, &tgid);

@@ -40,6 +40,8 @@ enum container_stat {
 	CONT_STAT_OOM_VICTIM_UNKNOWN = 6, /* mark_victim gave only a pid whose
 	                                   * task was not seen being sent the
 	                                   * OOM killer's SIGKILL: not reported */
+	CONT_STAT_DEATH_REPEATED = 7,     /* another thread of an already
+	                                   * reported death: not reported again */
 };
 
 struct container_record {

@@ -86,6 +86,16 @@ static __always_inline bool tapio_mark_victim_takes_pid(void)
 	return bpf_core_type_exists(btf_trace_mark_victim___tapio_pid);
 }
 
+/* sched_process_exit is (task) in the BTF of Debian's 5.10, 6.1 and 6.12
+ * kernels and (task, bool group_dead) in 6.18's: there the kernel names the
+ * one exiting thread that ended its thread group. */
+typedef void (*btf_trace_sched_process_exit___tapio_gd)(void *, struct task_struct *, bool);
+
+static __always_inline bool tapio_exit_has_group_dead(void)
+{
+	return bpf_core_type_exists(btf_trace_sched_process_exit___tapio_gd);
+}
+
 /* block_rq_complete's error is `int` in 5.10's BTF, where the kernel passes
  * blk_status_to_errno(error) (a negative errno), and `blk_status_t` in 6.1
  * and later. Both are integers, so CO-RE cannot tell the prototypes apart;

@@ -138,6 +138,15 @@ static __always_inline void fill_socket(struct network_record *r, const struct s
 	}
 }
 
+/* The socket's windowed minimum RTT (tcp_min_rtt(): rtt_min.s[0].v, in
+ * microseconds), or 0 while the kernel has measured none (~0U). */
+static __always_inline __u32 tapio_min_rtt_us(const struct tcp_sock *tp)
+{
+	__u32 v = tp->rtt_min.s[0].v;
+
+	return v == ~0U ? 0 : v;
+}
+
 static __always_inline bool is_tcp_inet(const struct sock *sk)
 {
 	__u16 family = sk->__sk_common.skc_family;
@@ -184,6 +193,7 @@ static __always_inline void emit_connect_failed(const struct sock *sk,
 	r->state = TCP_SYN_SENT;
 	r->sk_err = sk->sk_err;
 	r->retransmits = tp->total_retrans;
+	r->segs_out = tp->segs_out;
 	if (o) {
 		r->flags |= o->flags & NET_REC_F_RST;
 		if (o->syn_sent_ns)
@@ -271,6 +281,7 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 	segs = BPF_CORE_READ(cb, tcp_gso_segs);
 	r->retransmits = segs ? segs : 1;
 	r->srtt_us = tp->srtt_us >> 3;
+	r->min_rtt_us = tapio_min_rtt_us(tp);
 	tapio_submit(r, sizeof(*r));
 	return 0;
 }
@@ -307,6 +318,7 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	fill_socket(r, sk, tp, o);
 	r->srtt_us = tp->srtt_us >> 3;
 	r->retransmits = tp->total_retrans;
+	r->min_rtt_us = tapio_min_rtt_us(tp);
 	tapio_submit(r, sizeof(*r));
 	return 0;
 }

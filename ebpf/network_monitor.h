@@ -63,6 +63,10 @@ struct network_record {
 	                       * total_retrans (RTT sample) */
 	__u32 srtt_us;        /* smoothed RTT, microseconds */
 	__u64 duration_ns;    /* time spent in SYN_SENT (connect) */
+	__u32 min_rtt_us;     /* the socket's windowed minimum RTT (tcp_sock
+	                       * rtt_min), microseconds; 0 = none measured yet */
+	__u32 segs_out;       /* segments the socket sent (connect: 0 = the SYN
+	                       * never left, a local failure) */
 };
 
 #endif /* __NETWORK_MONITOR_H */

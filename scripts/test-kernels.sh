@@ -50,7 +50,8 @@ scripts/install-deps.sh
 # --- build: eBPF objects, agent, test binaries, FUSE helper --------------
 scripts/build-ebpf.sh target/bpf >/dev/null
 cargo build -q -p tapio-agent --bin tapio-agent
-mapfile -t bins < <(cargo test -q -p tapio-agent --no-run --message-format=json 2>/dev/null |
+artifacts=$work/artifacts.txt
+cargo test -q -p tapio-agent --no-run --message-format=json 2>/dev/null |
   python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -59,9 +60,16 @@ for line in sys.stdin:
     except ValueError:
         continue
     t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name", "").startswith("kernel_"):
-        print(m["executable"])
-')
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    if t.get("name", "").startswith("kernel_"):
+        print("test", m["executable"])
+    elif "example" in t.get("kind", []):
+        print("example", m["executable"])
+' > "$artifacts"
+mapfile -t bins < <(awk '$1 == "test" {print $2}' "$artifacts")
+# Helper programs the tests run (crates/tapio-agent/examples).
+mapfile -t helpers < <(awk '$1 == "example" {print $2}' "$artifacts")
 [ ${#bins[@]} -gt 0 ] || { echo "test-kernels: no kernel_* test binaries built" >&2; exit 1; }
 fuse_bin=$work/tapio_fuse_disk
 cc -O2 -Wall -o "$fuse_bin" crates/tapio-agent/tests/fuse/tapio_fuse_disk.c $(pkg-config --cflags --libs fuse3)
@@ -88,7 +96,7 @@ ENV
 mkdir -p "$work/empty"
 common=$work/common.cpio
 scripts/kernels/initramfs.sh common "$common" "$list" "$envf" \
-  "${bins[@]}" "$root/target/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
+  "${bins[@]}" "${helpers[@]}" "$root/target/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
 # The workspace layout the tests canonicalize.
 stage=$(mktemp -d)
 mkdir -p "$stage$root/crates/tapio-agent/tests/fuse"

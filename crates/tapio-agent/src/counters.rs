@@ -109,6 +109,12 @@ pub enum FactDrop {
     /// A connect left SYN_SENT with an errno that is neither a refusal nor
     /// a timeout (e.g. an ICMP unreachable).
     ConnectOtherErrno,
+    /// A connect left SYN_SENT without its SYN ever sent (ephemeral port
+    /// exhaustion, no buffer): a local failure, not a timeout.
+    ConnectNotSent,
+    /// The application closed a connecting socket before the give-up
+    /// floor (e.g. the loser of a Happy Eyeballs race).
+    ConnectAbandonedEarly,
     /// A per-destination table was full.
     TableFull,
     /// Storage completion could not be uniquely correlated (in-kernel
@@ -126,8 +132,10 @@ pub enum FactDrop {
 }
 
 impl FactDrop {
-    const ALL: [FactDrop; 7] = [
+    const ALL: [FactDrop; 9] = [
         FactDrop::ConnectOtherErrno,
+        FactDrop::ConnectNotSent,
+        FactDrop::ConnectAbandonedEarly,
         FactDrop::TableFull,
         FactDrop::AmbiguousInflightIo,
         FactDrop::MissingIssue,
@@ -141,6 +149,8 @@ impl FactDrop {
     pub const fn as_str(self) -> &'static str {
         match self {
             FactDrop::ConnectOtherErrno => "connect_other_errno",
+            FactDrop::ConnectNotSent => "connect_not_sent",
+            FactDrop::ConnectAbandonedEarly => "connect_abandoned_early",
             FactDrop::TableFull => "table_full",
             FactDrop::AmbiguousInflightIo => "ambiguous_inflight_io",
             FactDrop::MissingIssue => "missing_issue",

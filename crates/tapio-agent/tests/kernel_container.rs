@@ -33,8 +33,8 @@ impl Hierarchy {
         if Path::new(MEMCG_V1).join("memory.limit_in_bytes").exists() {
             return Some(Hierarchy::V1);
         }
-        let controllers =
-            std::fs::read_to_string(Path::new(CGROUP2).join("cgroup.controllers")).unwrap_or_default();
+        let controllers = std::fs::read_to_string(Path::new(CGROUP2).join("cgroup.controllers"))
+            .unwrap_or_default();
         if controllers.split_whitespace().any(|c| c == "memory") {
             return Some(Hierarchy::V2);
         }
@@ -321,4 +321,76 @@ fn configured_exit_code_is_abnormal_and_others_are_not() {
     assert_eq!(got[0]["data"]["exit_code"], 3);
     assert!(got[0]["data"]["signal"].is_null());
     assert!(of_pid(&all, EXIT, one.pid()).is_empty());
+}
+
+/// The `thread_group` example binary (built by `cargo test` beside the test
+/// binaries; the kernel-matrix VMs carry it at the same path).
+fn thread_group_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/thread_group");
+    if !bin.exists() {
+        sh("cargo build -q -p tapio-agent --example thread_group");
+    }
+    assert!(bin.exists(), "{} missing", bin.display());
+    bin
+}
+
+/// Starts `thread_group threads mode` and waits until all its threads run.
+fn thread_group(threads: usize, mode: &str) -> Proc {
+    use std::io::BufRead as _;
+    let mut child = Command::new(thread_group_bin())
+        .arg(threads.to_string())
+        .arg(mode)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn thread_group");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Proc(child)
+}
+
+/// One process death was reported once per thread that saw the group's
+/// live count at zero (threads of a group kill exit together).
+#[test]
+fn a_16_thread_process_is_one_abnormal_exit_killed_or_crashing_in_one_thread() {
+    let Some(_k) = kernel_test(&[]) else {
+        return;
+    };
+    let agent = Agent::start("threads", &config_with(|_| {}), &[]);
+    let mut killed = thread_group(16, "wait");
+    // SAFETY: SIGKILL to the child this test started.
+    unsafe { libc::kill(i32::try_from(killed.pid()).unwrap(), libc::SIGKILL) };
+    assert_eq!(
+        killed.wait(Duration::from_secs(10)).signal(),
+        Some(libc::SIGKILL)
+    );
+    let mut crashed = thread_group(16, "segv");
+    assert_eq!(
+        crashed.wait(Duration::from_secs(10)).signal(),
+        Some(libc::SIGSEGV)
+    );
+    let pids = [(killed.pid(), 9), (crashed.pid(), 11)];
+    agent.wait_for(Duration::from_secs(10), |all| {
+        pids.iter().all(|(p, _)| !of_pid(all, EXIT, *p).is_empty())
+    });
+    // Room for a duplicate to show up.
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, all) = agent.stop();
+    assert_eq!(code, 0);
+    for (pid, sig) in pids {
+        let got = of_pid(&all, EXIT, pid);
+        assert_eq!(got.len(), 1, "one abnormal_exit for pid {pid}: {got:#?}");
+        assert_eq!(count_sum(&got), 1, "one death, count 1: {got:#?}");
+        let d = &got[0]["data"];
+        assert_eq!(d["signal"], sig);
+        assert_eq!(d["comm"], "thread_group");
+        assert!(of_pid(&all, OOM, pid).is_empty());
+    }
 }

@@ -92,6 +92,9 @@ pub(crate) const SECTIONS: &[Section] = &[
             int("rttReportIntervalMs", 1_000, HOUR_MS, |c| {
                 &mut c.network.rtt_report_interval_ms
             }),
+            int("connectGiveUpFloorMs", 0, HOUR_MS, |c| {
+                &mut c.network.connect_give_up_floor_ms
+            }),
         ],
     },
     Section {

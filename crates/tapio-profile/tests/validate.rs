@@ -349,7 +349,7 @@ fn a_multi_error_document_reports_every_problem_in_one_run() {
         lines,
         [
             "8:26: `spec.network.retransmitThreshold`: 0 is out of range 1..=1000000",
-            "9:5: `spec.network.bogus`: unknown field `bogus` (expected one of: enabled, connectFailures, retransmits, rtt, retransmitThreshold, retransmitWindowMs, rttSampleIntervalMs, rttRatioPermille, rttFloorUs, rttMinSamples, rttReportIntervalMs)",
+            "9:5: `spec.network.bogus`: unknown field `bogus` (expected one of: enabled, connectFailures, retransmits, rtt, retransmitThreshold, retransmitWindowMs, rttSampleIntervalMs, rttRatioPermille, rttFloorUs, rttMinSamples, rttReportIntervalMs, connectGiveUpFloorMs)",
             "12:24: `spec.storage.latencyCriticalUs`: latencyCriticalUs (400000) is below latencyWarningUs (500000)",
             "14:23: `spec.node.cpuStallPermille`: 1001 is out of range 1..=1000",
             "16:26: `spec.container.fatalSignals[1]`: duplicate entry `SEGV`",

@@ -52,6 +52,19 @@ pub struct NetworkSettings {
     pub rtt_min_samples: u32,
     /// At most one rtt_degradation per destination per this interval.
     pub rtt_report_interval_ms: u32,
+    /// An application that closes a connecting socket is reported as a
+    /// connect timeout only after waiting unanswered in SYN_SENT at least
+    /// this long (a Happy Eyeballs loser closed sooner is not a timeout).
+    #[serde(default = "default_connect_give_up_floor_ms")]
+    pub connect_give_up_floor_ms: u32,
+}
+
+/// Default of [`NetworkSettings::connect_give_up_floor_ms`]: above the
+/// 250 ms Happy Eyeballs connection attempt delay (RFC 8305), below a 0.5 s
+/// application connect timeout.
+#[must_use]
+pub const fn default_connect_give_up_floor_ms() -> u32 {
+    400
 }
 
 /// Container observer settings.
@@ -120,6 +133,7 @@ impl CompiledConfig {
                 rtt_floor_us: 10_000,
                 rtt_min_samples: 5,
                 rtt_report_interval_ms: 30_000,
+                connect_give_up_floor_ms: default_connect_give_up_floor_ms(),
             },
             container: ContainerSettings {
                 enabled: true,

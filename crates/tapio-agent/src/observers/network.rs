@@ -22,7 +22,43 @@ pub use windows::{Destination, RetransmitWindows, RttBaselines};
 
 const ECONNREFUSED: i32 = 111;
 const ETIMEDOUT: i32 = 110;
+const EHOSTUNREACH: i32 = 113;
+const ENETUNREACH: i32 = 101;
 const AF_INET6: u16 = 10;
+
+/// How a connect left SYN_SENT for CLOSE (B1, B2), from the kernel's facts.
+/// Written down in docs/architecture.md ("Connect failures").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectEnd {
+    /// An RST answered the SYN (`ECONNREFUSED`).
+    Refused,
+    /// The kernel gave up: SYN retries exhausted (`ETIMEDOUT`).
+    SynRetriesExhausted,
+    /// An ICMP unreachable ended the attempt (`EHOSTUNREACH` /
+    /// `ENETUNREACH`): reported as a timeout whose cause is the ICMP.
+    IcmpUnreachable(&'static str),
+    /// The application closed a socket whose SYN went out and stayed
+    /// unanswered at least the configured floor.
+    ApplicationGaveUp,
+}
+
+/// Classifies a SYN_SENT -> CLOSE record, or names why it is no evidence.
+fn connect_end(r: &NetworkRecord, floor_ms: u32) -> Result<ConnectEnd, FactDrop> {
+    match r.sk_err {
+        ECONNREFUSED => Ok(ConnectEnd::Refused),
+        ETIMEDOUT => Ok(ConnectEnd::SynRetriesExhausted),
+        EHOSTUNREACH => Ok(ConnectEnd::IcmpUnreachable("host")),
+        ENETUNREACH => Ok(ConnectEnd::IcmpUnreachable("net")),
+        // No error: the SYN never left (port exhaustion, no buffer, ...)
+        // or the socket was closed while connecting.
+        0 if r.segs_out == 0 => Err(FactDrop::ConnectNotSent),
+        0 if r.duration_ns < u64::from(floor_ms) * 1_000_000 => {
+            Err(FactDrop::ConnectAbandonedEarly)
+        }
+        0 => Ok(ConnectEnd::ApplicationGaveUp),
+        _ => Err(FactDrop::ConnectOtherErrno),
+    }
+}
 
 /// The `tapio_config` carrier of `network_monitor.o` for `cfg`.
 #[must_use]
@@ -73,9 +109,13 @@ impl Default for NetworkClassifier {
     }
 }
 
+/// The address of a record; an IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`, a
+/// dual-stack socket talking IPv4) is the IPv4 address it maps, so it is
+/// keyed and reported as the same peer as over `AF_INET`.
 fn addr(family: u16, raw: &[u8; 16]) -> IpAddr {
     if family == AF_INET6 {
-        IpAddr::V6(Ipv6Addr::from(*raw))
+        let v6 = Ipv6Addr::from(*raw);
+        v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
     } else {
         IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
     }
@@ -102,19 +142,14 @@ fn owner_text(r: &NetworkRecord) -> String {
 
 impl NetworkClassifier {
     fn connect_failed(&self, r: &NetworkRecord, unix_ns: u64) -> Result<Candidate, FactDrop> {
+        let end = connect_end(r, self.settings.connect_give_up_floor_ms)?;
         let dst = addr(r.family, &r.daddr);
         let src = addr(r.family, &r.saddr);
-        let (anomaly, gave_up) = match r.sk_err {
-            ECONNREFUSED => (Anomaly::ConnectionRefused, None),
-            ETIMEDOUT => (Anomaly::ConnectionTimeout, Some("kernel")),
-            0 => (Anomaly::ConnectionTimeout, Some("application")),
-            _ => return Err(FactDrop::ConnectOtherErrno),
-        };
         let mut key = Facts::with_capacity(8);
         key.str("dst_addr", dst.to_string())
             .u64("dst_port", u64::from(r.dport));
         let known = owner_facts(r, &mut key);
-        let mut detail = Facts::with_capacity(8);
+        let mut detail = Facts::with_capacity(9);
         if known {
             detail.u64("tid", u64::from(r.pid));
         }
@@ -124,17 +159,39 @@ impl NetworkClassifier {
             .u64("syn_retransmits", u64::from(r.retransmits))
             .u64("syn_sent_ns", r.duration_ns)
             .i64("errno", i64::from(r.sk_err));
-        let summary = match gave_up {
-            None => {
+        let target = format!("{dst}:{}", r.dport);
+        let (anomaly, summary) = match end {
+            ConnectEnd::Refused => {
                 detail.bool("reset_received", r.flags & REC_F_RST != 0);
-                format!("connect to {dst}:{} refused{}", r.dport, owner_text(r))
+                (
+                    Anomaly::ConnectionRefused,
+                    format!("connect to {target} refused{}", owner_text(r)),
+                )
             }
-            Some(side) => {
+            ConnectEnd::SynRetriesExhausted | ConnectEnd::ApplicationGaveUp => {
+                let side = if end == ConnectEnd::ApplicationGaveUp {
+                    "application"
+                } else {
+                    "kernel"
+                };
                 key.str("gave_up", side);
-                format!(
-                    "connect to {dst}:{} timed out ({side} gave up){}",
-                    r.dport,
-                    owner_text(r)
+                (
+                    Anomaly::ConnectionTimeout,
+                    format!(
+                        "connect to {target} timed out ({side} gave up){}",
+                        owner_text(r)
+                    ),
+                )
+            }
+            ConnectEnd::IcmpUnreachable(what) => {
+                key.str("gave_up", "kernel");
+                detail.str("icmp_unreachable", what);
+                (
+                    Anomaly::ConnectionTimeout,
+                    format!(
+                        "connect to {target} failed: ICMP {what} unreachable{}",
+                        owner_text(r)
+                    ),
                 )
             }
         };
@@ -166,16 +223,27 @@ impl Classifier for NetworkClassifier {
     fn raw_fold_key(&self, bytes: &[u8]) -> Option<(RawKey, u64)> {
         let (hdr, r): (_, NetworkRecord) = parse_record(bytes, &[REC_CONNECT_FAILED]).ok()?;
         // The fields `connect_failed` builds its key facts from.
-        let (anomaly, class) = match r.sk_err {
-            ECONNREFUSED => (Anomaly::ConnectionRefused, 0u8),
-            ETIMEDOUT => (Anomaly::ConnectionTimeout, 1),
-            0 => (Anomaly::ConnectionTimeout, 2),
-            _ => return None,
+        let (anomaly, class) = match connect_end(&r, self.settings.connect_give_up_floor_ms) {
+            Ok(ConnectEnd::Refused) => (Anomaly::ConnectionRefused, 0u8),
+            Ok(ConnectEnd::SynRetriesExhausted | ConnectEnd::IcmpUnreachable(_)) => {
+                (Anomaly::ConnectionTimeout, 1)
+            }
+            Ok(ConnectEnd::ApplicationGaveUp) => (Anomaly::ConnectionTimeout, 2),
+            Err(_) => return None,
         };
         let mut k = [0u8; 64];
-        k[..16].copy_from_slice(&r.daddr);
+        // Keyed as `addr` reports it: a v4-mapped peer as its IPv4 address.
+        let (family, daddr) = match addr(r.family, &r.daddr) {
+            IpAddr::V4(v4) => {
+                let mut a = [0u8; 16];
+                a[..4].copy_from_slice(&v4.octets());
+                (2u16, a)
+            }
+            IpAddr::V6(v6) => (AF_INET6, v6.octets()),
+        };
+        k[..16].copy_from_slice(&daddr);
         k[16..18].copy_from_slice(&r.dport.to_ne_bytes());
-        k[18..20].copy_from_slice(&r.family.to_ne_bytes());
+        k[18..20].copy_from_slice(&family.to_ne_bytes());
         k[20] = class;
         if r.flags & REC_F_OWNER_KNOWN != 0 {
             k[21] = 1;

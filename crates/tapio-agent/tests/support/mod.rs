@@ -268,6 +268,9 @@ pub struct NetnsPair {
     pub veth_b: String,
     pub addr_a: String,
     pub addr_b: String,
+    /// IPv6 addresses of the same ends (`fd77:<N>::1` / `::2`).
+    pub addr6_a: String,
+    pub addr6_b: String,
 }
 
 impl NetnsPair {
@@ -279,6 +282,8 @@ impl NetnsPair {
             veth_b: format!("v{tag}b"),
             addr_a: format!("10.77.{subnet}.1"),
             addr_b: format!("10.77.{subnet}.2"),
+            addr6_a: format!("fd77:{subnet}::1"),
+            addr6_b: format!("fd77:{subnet}::2"),
         };
         p.cleanup();
         sh(&format!("ip netns add {}", p.a));
@@ -295,7 +300,8 @@ impl NetnsPair {
             "ip -n {} addr add {}/24 dev {}",
             p.b, p.addr_b, p.veth_b
         ));
-        for (ns, dev) in [(&p.a, &p.veth_a), (&p.b, &p.veth_b)] {
+        for (ns, dev, a6) in [(&p.a, &p.veth_a, &p.addr6_a), (&p.b, &p.veth_b, &p.addr6_b)] {
+            sh(&format!("ip -n {ns} addr add {a6}/64 dev {dev} nodad"));
             sh(&format!("ip -n {ns} link set {dev} up"));
             sh(&format!("ip -n {ns} link set lo up"));
         }
@@ -368,9 +374,25 @@ pub fn connect_v4(
     syn_count: Option<i32>,
     give_up_after: Option<Duration>,
 ) -> (i32, u64) {
-    // SAFETY: plain socket syscalls on an fd this function owns and closes.
+    connect_addr(std::net::SocketAddr::V4(dst), syn_count, give_up_after)
+}
+
+/// [`connect_v4`] for any address family (an IPv6 socket for a v6 or
+/// v4-mapped address).
+pub fn connect_addr(
+    dst: std::net::SocketAddr,
+    syn_count: Option<i32>,
+    give_up_after: Option<Duration>,
+) -> (i32, u64) {
+    // SAFETY: plain socket syscalls on an fd this function owns and closes;
+    // the sockaddr structs live across the connect call.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let family = if dst.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = libc::socket(family, libc::SOCK_STREAM, 0);
         assert!(fd >= 0);
         if let Some(n) = syn_count {
             setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_SYNCNT, n);
@@ -379,19 +401,39 @@ pub fn connect_v4(
             let fl = libc::fcntl(fd, libc::F_GETFL);
             libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: dst.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*dst.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
+        let rc = match dst {
+            std::net::SocketAddr::V4(a) => {
+                let sa = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                libc::connect(
+                    fd,
+                    std::ptr::from_ref(&sa).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as u32,
+                )
+            }
+            std::net::SocketAddr::V6(a) => {
+                let sa = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: 0,
+                };
+                libc::connect(
+                    fd,
+                    std::ptr::from_ref(&sa).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as u32,
+                )
+            }
         };
-        let rc = libc::connect(
-            fd,
-            std::ptr::from_ref(&sa).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
         let mut err = if rc == 0 {
             0
         } else {
@@ -404,7 +446,20 @@ pub fn connect_v4(
                 revents: 0,
             };
             let n = libc::poll(&mut p, 1, i32::try_from(wait.as_millis()).unwrap());
-            err = if n == 0 { libc::ETIMEDOUT } else { 0 };
+            err = if n == 0 {
+                libc::ETIMEDOUT
+            } else {
+                let mut so: i32 = 0;
+                let mut len = 4u32;
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    std::ptr::from_mut(&mut so).cast(),
+                    &mut len,
+                );
+                so
+            };
         }
         let retrans = total_retrans(fd);
         libc::close(fd);

@@ -25,6 +25,8 @@ pub const STAT_OOM_EXIT_SKIPPED: u32 = 5;
 /// `mark_victim` gave only a pid whose task was not seen being sent the OOM
 /// killer's SIGKILL: the OOM kill is not reported.
 pub const STAT_OOM_VICTIM_UNKNOWN: u32 = 6;
+/// Another thread of a process whose death was already reported.
+pub const STAT_DEATH_REPEATED: u32 = 7;
 
 /// `struct container_config`.
 #[repr(C)]

@@ -81,6 +81,10 @@ pub struct NetworkRecord {
     pub srtt_us: u32,
     /// Time spent in SYN_SENT.
     pub duration_ns: u64,
+    /// The socket's windowed minimum RTT in microseconds; 0 = none yet.
+    pub min_rtt_us: u32,
+    /// Segments the socket sent (connect: 0 = the SYN never left).
+    pub segs_out: u32,
 }
 
 // SAFETY: integers and integer arrays only, no implicit padding (the
@@ -101,7 +105,7 @@ mod tests {
         assert_eq!(offset_of!(NetworkConfig, rtt_sample_interval_ms), 16);
         assert_eq!(offset_of!(NetworkConfig, _pad0), 20);
 
-        assert_eq!(size_of::<NetworkRecord>(), 120);
+        assert_eq!(size_of::<NetworkRecord>(), 128);
         assert_eq!(offset_of!(NetworkRecord, hdr), 0);
         assert_eq!(offset_of!(NetworkRecord, tgid), 24);
         assert_eq!(offset_of!(NetworkRecord, pid), 28);
@@ -118,6 +122,8 @@ mod tests {
         assert_eq!(offset_of!(NetworkRecord, sk_err), 100);
         assert_eq!(offset_of!(NetworkRecord, retransmits), 104);
         assert_eq!(offset_of!(NetworkRecord, srtt_us), 108);
+        assert_eq!(offset_of!(NetworkRecord, min_rtt_us), 120);
+        assert_eq!(offset_of!(NetworkRecord, segs_out), 124);
         assert_eq!(offset_of!(NetworkRecord, duration_ns), 112);
     }
 }

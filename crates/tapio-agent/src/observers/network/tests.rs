@@ -90,13 +90,70 @@ fn etimedout_is_a_kernel_timeout_and_zero_errno_an_application_one() {
     let mut r = rec(REC_CONNECT_FAILED, 5);
     r.sk_err = 110;
     r.retransmits = 6;
+    r.segs_out = 7;
     let k = classify(&mut c, &r);
     assert_eq!(k[0].anomaly, Anomaly::ConnectionTimeout);
     assert_eq!(fact(&k[0], "gave_up"), &Fact::Str("kernel".into()));
     assert_eq!(fact(&k[0], "syn_retransmits"), &Fact::U64(6));
+    // The application closed it after 500 ms unanswered (floor 400 ms).
     r.sk_err = 0;
+    r.retransmits = 0;
+    r.segs_out = 1;
+    r.duration_ns = 500_000_000;
     let a = classify(&mut c, &r);
     assert_eq!(fact(&a[0], "gave_up"), &Fact::Str("application".into()));
+    assert_eq!(fact(&a[0], "syn_sent_ns"), &Fact::U64(500_000_000));
+}
+
+fn drops(counters: &Counters, reason: &str) -> u64 {
+    counters
+        .snapshot()
+        .get(&format!(
+            "tapio_fact_drops_total{{observer=\"network\",reason=\"{reason}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn icmp_unreachable_is_a_kernel_timeout_with_its_errno_and_cause() {
+    let mut c = NetworkClassifier::default();
+    let mut r = rec(REC_CONNECT_FAILED, 5);
+    r.segs_out = 1;
+    for (errno, what) in [(113, "host"), (101, "net")] {
+        r.sk_err = errno;
+        let out = classify(&mut c, &r);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].anomaly, Anomaly::ConnectionTimeout);
+        assert_eq!(fact(&out[0], "gave_up"), &Fact::Str("kernel".into()));
+        assert_eq!(fact(&out[0], "errno"), &Fact::I64(i64::from(errno)));
+        assert_eq!(fact(&out[0], "icmp_unreachable"), &Fact::Str(what.into()));
+    }
+}
+
+/// sk_err 0 at SYN_SENT -> CLOSE is not "the application gave up" when the
+/// SYN never left (port exhaustion) or the socket was closed before the
+/// floor (a Happy Eyeballs loser): counted by reason, never a timeout.
+#[test]
+fn zero_errno_closes_that_are_no_timeout_are_counted_by_reason() {
+    let counters = Arc::new(Counters::default());
+    let mut c = NetworkClassifier::default();
+    c.set_counters(Arc::clone(&counters));
+    let mut r = rec(REC_CONNECT_FAILED, 5);
+    r.sk_err = 0;
+    r.segs_out = 0;
+    r.duration_ns = 2_000_000_000;
+    assert!(classify(&mut c, &r).is_empty());
+    assert_eq!(drops(&counters, "connect_not_sent"), 1);
+    r.segs_out = 1;
+    r.duration_ns = 50_000_000;
+    assert!(classify(&mut c, &r).is_empty());
+    assert_eq!(drops(&counters, "connect_abandoned_early"), 1);
+    // The floor is configurable: 0 reports every abandoned connect.
+    let mut cfg = CompiledConfig::production_default();
+    cfg.network.connect_give_up_floor_ms = 0;
+    c.configure(&cfg, 4);
+    assert_eq!(classify(&mut c, &r).len(), 1);
 }
 
 #[test]
@@ -105,13 +162,28 @@ fn other_errnos_are_neither_refused_nor_timeout_and_are_counted() {
     let mut c = NetworkClassifier::default();
     c.set_counters(Arc::clone(&counters));
     let mut r = rec(REC_CONNECT_FAILED, 5);
-    r.sk_err = 113; // EHOSTUNREACH
+    r.sk_err = 104; // ECONNRESET
     assert!(classify(&mut c, &r).is_empty());
-    assert_eq!(
-        counters.snapshot()
-            ["tapio_fact_drops_total{observer=\"network\",reason=\"connect_other_errno\"}"],
-        1
-    );
+    assert_eq!(drops(&counters, "connect_other_errno"), 1);
+}
+
+#[test]
+fn v4_mapped_peers_are_the_ipv4_peer() {
+    let mut c = NetworkClassifier::default();
+    let mut r = rec(REC_CONNECT_FAILED, 5);
+    r.sk_err = 111;
+    r.family = 10;
+    r.daddr = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 9];
+    let out = classify(&mut c, &r);
+    assert_eq!(fact(&out[0], "dst_addr"), &Fact::Str("10.0.0.9".into()));
+    let mut v4 = rec(REC_CONNECT_FAILED, 5);
+    v4.sk_err = 111;
+    let raw = |r: &NetworkRecord| c.raw_fold_key(&bytes(r)).unwrap().0.bytes;
+    assert_eq!(raw(&r), raw(&v4), "one fold key for one peer");
+    // A real IPv6 peer stays IPv6.
+    r.daddr = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let out = classify(&mut c, &r);
+    assert_eq!(fact(&out[0], "dst_addr"), &Fact::Str("fd00::2".into()));
 }
 
 #[test]
@@ -195,6 +267,7 @@ fn rtt_baseline_converges_and_degradation_is_rate_limited() {
     let sample = |c: &mut NetworkClassifier, t: u64, us: u32, out: &mut Vec<Candidate>| {
         let mut r = rec(REC_RTT_SAMPLE, t);
         r.srtt_us = us;
+        r.min_rtt_us = 150;
         c.record(&bytes(&r), &Clock::fixed(0), out).unwrap();
     };
     for t in 0..50 {
@@ -212,7 +285,7 @@ fn rtt_baseline_converges_and_degradation_is_rate_limited() {
     };
     let base = c.rtt.baseline_us(&d).unwrap();
     assert!((199.0..=203.0).contains(&base), "baseline {base}");
-    // Above 3x baseline but under the 10 ms floor: not degraded.
+    // Above 3x the reference but under the 10 ms floor: not degraded.
     sample(&mut c, 600, 5_000, &mut out);
     assert!(out.is_empty());
     // Above the floor: degraded, once per report interval.
@@ -221,10 +294,68 @@ fn rtt_baseline_converges_and_degradation_is_rate_limited() {
     assert_eq!(out.len(), 1);
     assert_eq!(fact(&out[0], "srtt_us"), &Fact::U64(50_000));
     assert_eq!(fact(&out[0], "threshold_us"), &Fact::U64(10_000));
+    assert_eq!(fact(&out[0], "reference"), &Fact::Str("min_rtt".into()));
+    assert_eq!(fact(&out[0], "reference_us"), &Fact::U64(150));
+    assert_eq!(fact(&out[0], "min_rtt_us"), &Fact::U64(150));
     sample(&mut c, 1800, 60_000, &mut out);
     assert_eq!(out.len(), 2);
     // Degraded samples never moved the baseline.
     assert!(c.rtt.baseline_us(&d).unwrap() < 1_000.0);
+}
+
+/// A fresh destination that degrades a second after connect: judged from
+/// its first sample against the socket's own minimum RTT; the degraded
+/// samples never become the baseline (they were its warm-up before).
+#[test]
+fn a_fresh_destination_degrading_during_warm_up_is_reported_and_never_learnt() {
+    let mut c = NetworkClassifier::default();
+    let mut out = Vec::new();
+    let d = Destination {
+        addr: "10.0.0.9".parse().unwrap(),
+        port: 8080,
+    };
+    let mut r = rec(REC_RTT_SAMPLE, 0);
+    r.min_rtt_us = 56;
+    r.srtt_us = 60;
+    c.record(&bytes(&r), &Clock::fixed(0), &mut out).unwrap();
+    r.hdr.ts_boot_ns = 1_000_000_000;
+    r.srtt_us = 126_000;
+    c.record(&bytes(&r), &Clock::fixed(0), &mut out).unwrap();
+    assert_eq!(out.len(), 1, "the second sample is already judged");
+    assert_eq!(fact(&out[0], "reference_us"), &Fact::U64(56));
+    for t in 2..10 {
+        r.hdr.ts_boot_ns = t * 1_000_000_000;
+        r.srtt_us = 272_000;
+        c.record(&bytes(&r), &Clock::fixed(0), &mut out).unwrap();
+    }
+    assert!(
+        c.rtt.baseline_us(&d).is_none(),
+        "degraded samples taught nothing"
+    );
+}
+
+/// A socket born into a slow period has a slow minimum RTT of its own; the
+/// destination's baseline from earlier sockets still judges it.
+#[test]
+fn a_socket_born_slow_is_judged_by_the_destination_baseline() {
+    let mut c = NetworkClassifier::default();
+    let mut out = Vec::new();
+    let mut r = rec(REC_RTT_SAMPLE, 0);
+    r.min_rtt_us = 100;
+    for t in 0..6 {
+        r.hdr.ts_boot_ns = t * 1_000_000_000;
+        r.srtt_us = 120;
+        c.record(&bytes(&r), &Clock::fixed(0), &mut out).unwrap();
+    }
+    assert!(out.is_empty());
+    r.sport = 40001;
+    r.min_rtt_us = 90_000;
+    r.srtt_us = 95_000;
+    r.hdr.ts_boot_ns = 7_000_000_000;
+    c.record(&bytes(&r), &Clock::fixed(0), &mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(fact(&out[0], "reference"), &Fact::Str("baseline".into()));
+    assert_eq!(fact(&out[0], "reference_us"), &Fact::U64(120));
 }
 
 #[test]
@@ -274,7 +405,7 @@ proptest! {
 
     /// Any prefix of a valid record shorter than the record is truncated.
     #[test]
-    fn truncated_valid_records_are_malformed(cut in 0usize..120, kind in 1u16..=3) {
+    fn truncated_valid_records_are_malformed(cut in 0usize..128, kind in 1u16..=3) {
         let mut c = NetworkClassifier::default();
         let mut r = rec(kind, 1);
         r.sk_err = 111;

@@ -269,33 +269,44 @@ impl RttBaselines {
             }
         }
         let srtt = f64::from(r.srtt_us);
+        let min_samples = self.min_samples;
         let b = self.table.entry(d).or_insert(Baseline {
-            mean_us: srtt,
+            mean_us: 0.0,
             samples: 0,
             last_sample_ns: unix_ns,
             last_report_ns: None,
         });
         b.last_sample_ns = unix_ns;
-        if b.samples < self.min_samples {
-            // Plain mean until the baseline is judged against.
+        // The reference: the kernel's own windowed minimum RTT of this
+        // socket (known from its first measurement, so a fresh socket is
+        // judged at once), or the destination's baseline where one exists
+        // and is lower (a socket born into a slow period).
+        let socket_min = (r.min_rtt_us > 0).then(|| f64::from(r.min_rtt_us));
+        let baseline = (b.samples >= min_samples).then_some(b.mean_us);
+        let reference = match (socket_min, baseline) {
+            (Some(m), Some(bl)) if bl < m => Some((bl, "baseline")),
+            (Some(m), _) => Some((m, "min_rtt")),
+            (None, Some(bl)) => Some((bl, "baseline")),
+            (None, None) => None,
+        };
+        let threshold_us = reference.map(|(v, _)| (self.ratio * v).max(self.floor_us as f64));
+        if threshold_us.is_none_or(|t| srtt <= t) {
+            // Only samples judged normal teach the baseline: a plain mean
+            // until it has `min_samples`, then a moving average.
             b.samples += 1;
-            #[allow(clippy::cast_precision_loss)] // sample counts stay tiny
-            let n = b.samples as f64;
-            b.mean_us += (srtt - b.mean_us) / n;
+            if b.samples <= min_samples {
+                #[allow(clippy::cast_precision_loss)] // sample counts stay tiny
+                let n = b.samples as f64;
+                b.mean_us += (srtt - b.mean_us) / n;
+            } else {
+                b.mean_us += (srtt - b.mean_us) * EWMA_ALPHA;
+            }
             return true;
         }
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
-        )]
-        let threshold_us = (self.ratio * b.mean_us).max(self.floor_us as f64);
-        if srtt <= threshold_us {
-            // Normal samples move the baseline; degraded ones never do.
-            b.samples += 1;
-            b.mean_us += (srtt - b.mean_us) * EWMA_ALPHA;
+        let (Some((reference_us, reference_kind)), Some(threshold_us)) = (reference, threshold_us)
+        else {
             return true;
-        }
+        };
         if b.last_report_ns
             .is_some_and(|t| unix_ns < t.saturating_add(self.report_ns))
         {
@@ -303,15 +314,24 @@ impl RttBaselines {
         }
         b.last_report_ns = Some(unix_ns);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let (baseline_us, threshold) = (b.mean_us.round() as u64, threshold_us.round() as u64);
+        let (reference_us, threshold) = (reference_us.round() as u64, threshold_us.round() as u64);
         let mut key = Facts::with_capacity(4);
         key.str("dst_addr", d.addr.to_string())
             .u64("dst_port", u64::from(d.port));
-        let mut detail = Facts::with_capacity(10);
+        let mut detail = Facts::with_capacity(12);
         detail
             .u64("srtt_us", u64::from(r.srtt_us))
-            .u64("baseline_us", baseline_us)
-            .u64("threshold_us", threshold)
+            .u64("reference_us", reference_us)
+            .str("reference", reference_kind)
+            .u64("threshold_us", threshold);
+        if r.min_rtt_us > 0 {
+            detail.u64("min_rtt_us", u64::from(r.min_rtt_us));
+        }
+        if let Some(bl) = baseline {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            detail.u64("baseline_us", bl.round() as u64);
+        }
+        detail
             .u64("ratio_permille", (self.ratio * 1000.0).round() as u64)
             .u64("floor_us", self.floor_us)
             .u64("baseline_samples", b.samples)
@@ -330,7 +350,7 @@ impl RttBaselines {
             unix_ns,
             generation: r.hdr.generation,
             summary: format!(
-                "srtt to {}:{} is {} us, baseline {baseline_us} us (threshold {threshold} us){owner}",
+                "srtt to {}:{} is {} us, {reference_kind} {reference_us} us (threshold {threshold} us){owner}",
                 d.addr, d.port, r.srtt_us
             ),
             key,
