@@ -122,7 +122,7 @@ async fn agent(
             (
                 "/v1/agents/heartbeat",
                 format!(
-                    r#"{{"agent_id":"{agent_id}","session":"{session}","applied_hash":"sha256:48b6334d2d2da92fbf2cc65e351960c4092a37e6897dc8280d5503eaee2333bd","applied_generation":1,"observers":[{{"name":"network","state":"running"}},{{"name":"node","state":"unavailable","reason":"no PMU"}}],"counters":{{"events":{step},"anomalies":{seq}}}}}"#
+                    r#"{{"agent_id":"{agent_id}","session":"{session}","applied_hash":"sha256:a403e48b2ca79b4b5806ecdad5a5157f329186d71123cc825400480281a94b37","applied_generation":1,"observers":[{{"name":"network","state":"running"}},{{"name":"node","state":"unavailable","reason":"no PMU"}}],"counters":{{"events":{step},"anomalies":{seq}}}}}"#
                 ),
             )
         } else {

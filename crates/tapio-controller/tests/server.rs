@@ -11,7 +11,7 @@ use tapio_wire::CompiledConfig;
 use util::{hello, hello_body, request, Controller};
 
 const DEFAULT_HASH: &str =
-    "sha256:48b6334d2d2da92fbf2cc65e351960c4092a37e6897dc8280d5503eaee2333bd";
+    "sha256:a403e48b2ca79b4b5806ecdad5a5157f329186d71123cc825400480281a94b37";
 
 fn batch(agent: &str, session: &str, seq: u64, port: u16) -> String {
     format!(

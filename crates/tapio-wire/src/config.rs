@@ -209,12 +209,13 @@ mod golden {
     use super::CompiledConfig;
 
     /// Pins the canonical encoding: a change here changes the convergence
-    /// signal of every deployed agent, so it must be deliberate.
+    /// signal of every deployed agent, so it must be deliberate (last: the
+    /// network give-up floor, `connect_give_up_floor_ms`).
     #[test]
     fn production_default_hash_is_pinned() {
         assert_eq!(
             CompiledConfig::production_default().content_hash(),
-            "sha256:48b6334d2d2da92fbf2cc65e351960c4092a37e6897dc8280d5503eaee2333bd"
+            "sha256:a403e48b2ca79b4b5806ecdad5a5157f329186d71123cc825400480281a94b37"
         );
     }
 }
