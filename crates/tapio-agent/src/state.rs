@@ -122,6 +122,7 @@ impl AgentState {
         AgentStatus {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
+            pid_start_ticks: own_start_ticks(),
             started_at: format_rfc3339_millis(self.started_unix_ns),
             updated_at: format_rfc3339_millis(Clock::unix_now()),
             config_generation: applied.generation,
@@ -145,6 +146,17 @@ impl AgentState {
         dir.write_file(STATUS_FILE, &body)?;
         dir.sync()
     }
+}
+
+/// This process's start time in clock ticks since boot, read once.
+fn own_start_ticks() -> Option<u64> {
+    static TICKS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .as_deref()
+            .and_then(tapio_common::status::stat_start_ticks)
+    })
 }
 
 /// Writes the status file every few seconds when there is a data directory.

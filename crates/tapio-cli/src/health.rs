@@ -5,6 +5,7 @@
 //!
 //! | rule                 | verdict       | when                                                     |
 //! |----------------------|---------------|----------------------------------------------------------|
+//! | `agent_gone`         | `unknown`     | the process the status file names is not running         |
 //! | `agent_status_stale` | `unknown`     | the agent's status file is older than 2 minutes          |
 //! | `agent_failed`       | `failed`      | the agent reports the observer failed                    |
 //! | `agent_unavailable`  | `unavailable` | the agent reports it cannot run on this host             |
@@ -169,6 +170,7 @@ mod tests {
         AgentStatus {
             agent_version: "0.1.0".into(),
             pid: 1,
+            pid_start_ticks: None,
             started_at: format_rfc3339_millis(updated_ns),
             updated_at: format_rfc3339_millis(updated_ns),
             config_generation: 1,

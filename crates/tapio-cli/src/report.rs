@@ -7,7 +7,7 @@ use tapio_common::status::AgentStatus;
 use tapio_common::time::format_rfc3339_millis;
 use tapio_common::{Observer, OccurrenceRecord};
 
-use crate::health::{judge, status_age_ns, Judgement, STALE_AFTER_NS};
+use crate::health::{judge, status_age_ns, Judgement, Verdict, STALE_AFTER_NS};
 use crate::query::{observer_index, Filter, Summary, Tally, MINUTES};
 use crate::store::{AgentInfo, DataDir, FileRef, Skipped, StoreError};
 use crate::window::NS_PER_SEC;
@@ -37,7 +37,8 @@ impl Serialize for Coverage {
 /// The agent part of a report.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentView {
-    /// `present`, `stale`, `absent` or `unusable`.
+    /// `present`, `stale`, `gone` (the process the file names is not
+    /// running), `absent` or `unusable`.
     pub status_file: &'static str,
     /// The file's contents when usable.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,8 +64,15 @@ impl AgentView {
             AgentInfo::Present(st) => {
                 let age = status_age_ns(&st, now_ns);
                 let stale = age.is_none_or(|a| a > STALE_AFTER_NS);
+                let status_file = if agent_alive(&st) == Some(false) {
+                    "gone"
+                } else if stale {
+                    "stale"
+                } else {
+                    "present"
+                };
                 AgentView {
-                    status_file: if stale { "stale" } else { "present" },
+                    status_file,
                     age_seconds: age.map(|a| a / NS_PER_SEC),
                     status: Some(*st),
                 }
@@ -72,9 +80,31 @@ impl AgentView {
         }
     }
 
+    /// The agent's process is known to have ended.
+    #[must_use]
+    pub fn gone(&self) -> bool {
+        self.status_file == "gone"
+    }
+
+    /// The verdict for every observer when the agent is gone.
+    fn gone_judgement(&self) -> Judgement {
+        let (pid, at) = self
+            .status
+            .as_ref()
+            .map_or((0, ""), |s| (s.pid, s.updated_at.as_str()));
+        Judgement {
+            verdict: Verdict::Unknown,
+            rule: "agent_gone",
+            detail: format!("agent pid {pid} is not running (last status {at})"),
+        }
+    }
+
     /// The observer's state and reason as the agent reports them.
     #[must_use]
     pub fn observer_state(&self, o: Observer) -> (String, Option<String>) {
+        if self.gone() {
+            return ("unknown".to_owned(), Some("agent not running".to_owned()));
+        }
         let found = self
             .status
             .as_ref()
@@ -89,6 +119,19 @@ impl AgentView {
             }
             None => ("unknown".to_owned(), None),
         }
+    }
+}
+
+/// Whether the process the status file names still runs: `Some(false)`
+/// when its pid is gone or now belongs to another process (another start
+/// time); `None` when the file does not say (older agents) or `/proc`
+/// cannot tell (another pid namespace shows another process: see README).
+fn agent_alive(st: &AgentStatus) -> Option<bool> {
+    let want = st.pid_start_ticks?;
+    match std::fs::read_to_string(format!("/proc/{}/stat", st.pid)) {
+        Ok(text) => Some(tapio_common::status::stat_start_ticks(&text) == Some(want)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        Err(_) => None,
     }
 }
 
@@ -268,7 +311,11 @@ pub fn health(
             let t = &sum.observers[observer_index(o)];
             HealthRow {
                 observer: o.as_str(),
-                judgement: judge(o, t, agent.status.as_ref(), now_ns),
+                judgement: if agent.gone() {
+                    agent.gone_judgement()
+                } else {
+                    judge(o, t, agent.status.as_ref(), now_ns)
+                },
                 last_hour: t.last_hour(),
                 per_minute: t.minutes.to_vec(),
             }

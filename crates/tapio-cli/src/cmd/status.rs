@@ -46,10 +46,10 @@ fn agent_line(a: &AgentView) -> String {
                 s.pid,
                 s.agent_version,
                 s.config_generation,
-                if file == "stale" {
-                    " (stale: is the agent running?)"
-                } else {
-                    ""
+                match file {
+                    "stale" => " (stale: is the agent running?)",
+                    "gone" => " (gone: that process is not running)",
+                    _ => "",
                 }
             )
         }
