@@ -90,6 +90,7 @@ export CI=true
 export TAPIO_EBPF_DIR=$root/target/bpf
 export TAPIO_FUSE_BIN=$fuse_bin
 export TAPIO_IN_VM=1
+export TAPIO_TEST_TIME_SCALE=3
 export RUST_BACKTRACE=1
 ENV
 # Directories the tests resolve at run time (CARGO_MANIFEST_DIR/../..).

@@ -445,10 +445,12 @@ pub async fn run(
     status_file.write(&state);
     match Arc::try_unwrap(fanout) {
         Ok(f) => {
-            for late in f.shutdown(deadline) {
+            for (sink, queued, in_flight) in f.shutdown(deadline) {
                 tracing::warn!(
-                    sink = late.as_str(),
-                    "sink did not flush before the shutdown deadline"
+                    sink = sink.as_str(),
+                    queued,
+                    in_flight,
+                    "sink did not flush before the shutdown deadline; counted as shutdown_deadline and shutdown_in_flight"
                 );
             }
         }

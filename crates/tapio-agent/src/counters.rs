@@ -65,14 +65,18 @@ pub enum SinkDrop {
     DiskFull,
     /// Still queued when the shutdown deadline passed.
     ShutdownDeadline,
+    /// In a write that had not returned at the shutdown deadline: it may or
+    /// may not have reached the sink.
+    ShutdownInFlight,
 }
 
 impl SinkDrop {
-    const ALL: [SinkDrop; 4] = [
+    const ALL: [SinkDrop; 5] = [
         SinkDrop::QueueFull,
         SinkDrop::WriteFailed,
         SinkDrop::DiskFull,
         SinkDrop::ShutdownDeadline,
+        SinkDrop::ShutdownInFlight,
     ];
 
     /// Label value.
@@ -83,6 +87,7 @@ impl SinkDrop {
             SinkDrop::WriteFailed => "write_failed",
             SinkDrop::DiskFull => "disk_full",
             SinkDrop::ShutdownDeadline => "shutdown_deadline",
+            SinkDrop::ShutdownInFlight => "shutdown_in_flight",
         }
     }
 
@@ -202,6 +207,7 @@ pub struct Counters {
     fact_drops: [Row<{ FactDrop::ALL.len() }>; OBS],
     sink_ok: Row<SINKS>,
     sink_err: Row<SINKS>,
+    sink_delivered: Row<SINKS>,
     sink_drops: [Row<{ SinkDrop::ALL.len() }>; SINKS],
     controller_send_failures: Row<3>,
     config_fetch: Row<4>,
@@ -283,6 +289,11 @@ impl Counters {
     pub fn sink_write(&self, s: SinkKind, ok: bool) {
         let row = if ok { &self.sink_ok } else { &self.sink_err };
         inc(&row[s as usize], 1);
+    }
+
+    /// Occurrences a sink wrote.
+    pub fn sink_delivered(&self, s: SinkKind, n: u64) {
+        inc(&self.sink_delivered[s as usize], n);
     }
 
     /// Occurrences a sink dropped.
@@ -383,6 +394,10 @@ impl Counters {
                     s.as_str()
                 ),
                 get(&self.sink_err[i]),
+            );
+            m.insert(
+                format!("tapio_sink_delivered_total{{sink=\"{}\"}}", s.as_str()),
+                get(&self.sink_delivered[i]),
             );
             for (j, r) in SinkDrop::ALL.iter().enumerate() {
                 m.insert(

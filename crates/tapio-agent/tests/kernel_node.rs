@@ -65,7 +65,7 @@ fn online_cpus() -> u64 {
 /// The `node` entry of the status file, once it says `state`.
 fn node_status(dir: &Path, state: &str, timeout: Duration) -> Value {
     let path = dir.join(".tapio-status.json");
-    let end = Instant::now() + timeout;
+    let end = Instant::now() + scaled(timeout);
     let mut last = Value::Null;
     while Instant::now() < end {
         if let Some(doc) = std::fs::read(&path)

@@ -71,6 +71,10 @@ const HELP: &[(&str, &str)] = &[
         "Occurrences a sink dropped, by sink and reason",
     ),
     (
+        "tapio_sink_delivered_total",
+        "Occurrences a sink wrote, by sink",
+    ),
+    (
         "tapio_controller_send_failures_total",
         "Failed hello, heartbeat or event sends to the controller",
     ),

@@ -13,15 +13,18 @@
 //!   failures logs once when it starts (and when its reason changes) and
 //!   once when writing resumes, with the count lost in between.
 //! - Shutdown closes the queues; workers write what is queued and flush
-//!   until the deadline; what is left then is counted
-//!   (`shutdown_deadline`).
+//!   until the deadline. What is left then is counted exactly: still queued
+//!   (`shutdown_deadline`), or inside a write that had not returned
+//!   (`shutdown_in_flight`: it may or may not have reached the sink). For
+//!   every sink, delivered + dropped (all reasons) = handed over.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tapio_common::{Occurrence, Sink};
+use tapio_common::{Occurrence, Sink, SinkError};
 
 use crate::counters::{Counters, SinkDrop, SinkKind};
 
@@ -46,6 +49,33 @@ struct Worker {
     tx: SyncSender<Arc<Occurrence>>,
     done: Mutex<Receiver<()>>,
     thread: JoinHandle<()>,
+    ledger: Arc<Ledger>,
+}
+
+/// Where every occurrence handed to one worker stands, so shutdown can
+/// count exactly what did not reach the sink.
+#[derive(Default)]
+struct Ledger {
+    /// Accepted into the queue.
+    queued: AtomicU64,
+    /// Settled by the worker, and what is in the write under way.
+    state: Mutex<LedgerState>,
+}
+
+#[derive(Default)]
+struct LedgerState {
+    /// Occurrences whose outcome was counted (delivered or dropped).
+    settled: u64,
+    /// Occurrences in the write under way.
+    in_flight: u64,
+    /// Shutdown counted the rest: the worker counts nothing more.
+    abandoned: bool,
+}
+
+impl Ledger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LedgerState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Hands occurrences to every configured sink.
@@ -68,10 +98,12 @@ impl Fanout {
             let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
             let (done_tx, done) = mpsc::sync_channel(1);
             let c = Arc::clone(&counters);
+            let ledger = Arc::new(Ledger::default());
+            let l = Arc::clone(&ledger);
             let thread = std::thread::Builder::new()
                 .name(format!("sink-{}", kind.as_str()))
                 .spawn(move || {
-                    run_worker(kind, sink, &rx, &c);
+                    run_worker(kind, sink, &rx, &c, &l);
                     let _ = done_tx.send(());
                 })?;
             workers.push(Worker {
@@ -79,6 +111,7 @@ impl Fanout {
                 tx,
                 done: Mutex::new(done),
                 thread,
+                ledger,
             });
         }
         Ok(Fanout { workers, counters })
@@ -94,7 +127,9 @@ impl Fanout {
         let occ = Arc::new(occ);
         for w in &self.workers {
             match w.tx.try_send(Arc::clone(&occ)) {
-                Ok(()) => {}
+                Ok(()) => {
+                    w.ledger.queued.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     self.counters.sink_drop(w.kind, SinkDrop::QueueFull, 1);
                 }
@@ -103,15 +138,16 @@ impl Fanout {
     }
 
     /// Closes the queues and waits for the workers until `deadline`.
-    /// Returns the sinks that did not finish in time.
-    pub fn shutdown(self, deadline: Instant) -> Vec<SinkKind> {
+    /// Returns the sinks that did not finish in time, each with what it
+    /// left: (still queued, in a write under way), both counted.
+    pub fn shutdown(self, deadline: Instant) -> Vec<(SinkKind, u64, u64)> {
         let mut late = Vec::new();
         let mut waiting = Vec::new();
         for w in self.workers {
             drop(w.tx);
-            waiting.push((w.kind, w.done, w.thread));
+            waiting.push((w.kind, w.done, w.thread, w.ledger));
         }
-        for (kind, done, thread) in waiting {
+        for (kind, done, thread, ledger) in waiting {
             let left = deadline.saturating_duration_since(Instant::now());
             let finished = done
                 .into_inner()
@@ -119,9 +155,20 @@ impl Fanout {
                 .unwrap_or(false);
             if finished {
                 let _ = thread.join();
-            } else {
-                late.push(kind);
+                continue;
             }
+            // No more emits (the fanout is consumed): `queued` is final.
+            let mut st = ledger.lock();
+            st.abandoned = true;
+            let queued = ledger.queued.load(Ordering::Relaxed);
+            let in_flight = st.in_flight;
+            let waiting = queued.saturating_sub(st.settled + in_flight);
+            drop(st);
+            self.counters
+                .sink_drop(kind, SinkDrop::ShutdownDeadline, waiting);
+            self.counters
+                .sink_drop(kind, SinkDrop::ShutdownInFlight, in_flight);
+            late.push((kind, waiting, in_flight));
         }
         late
     }
@@ -132,6 +179,7 @@ fn run_worker(
     mut sink: Box<dyn Sink>,
     rx: &Receiver<Arc<Occurrence>>,
     c: &Counters,
+    ledger: &Ledger,
 ) {
     let mut batch: Vec<Occurrence> = Vec::with_capacity(MAX_BATCH);
     let mut outage = Outage::default();
@@ -153,7 +201,23 @@ fn run_worker(
                 }
             }
         }
-        write(kind, sink.as_mut(), &mut batch, c, &mut outage);
+        {
+            let mut st = ledger.lock();
+            if st.abandoned {
+                return;
+            }
+            st.in_flight = batch.len() as u64;
+        }
+        let n = batch.len() as u64;
+        let result = write_batch(sink.as_mut(), &mut batch);
+        let mut st = ledger.lock();
+        if st.abandoned {
+            // Shutdown counted this batch as in flight.
+            return;
+        }
+        st.in_flight = 0;
+        st.settled += n;
+        settle(kind, result, c, &mut outage);
     }
     let _ = sink.flush(Instant::now() + WRITE_DEADLINE);
 }
@@ -165,17 +229,26 @@ struct Outage {
     lost: u64,
 }
 
-fn write(
+/// Writes `batch` (then empties it): the batch size and, on failure, the
+/// error.
+fn write_batch(sink: &mut dyn Sink, batch: &mut Vec<Occurrence>) -> (usize, Result<(), SinkError>) {
+    let n = batch.len();
+    let r = sink.write_batch(batch, Instant::now() + WRITE_DEADLINE);
+    batch.clear();
+    (n, r)
+}
+
+/// Counts the outcome of one batch write: delivered, or lost by reason.
+fn settle(
     kind: SinkKind,
-    sink: &mut dyn Sink,
-    batch: &mut Vec<Occurrence>,
+    (n, result): (usize, Result<(), SinkError>),
     c: &Counters,
     outage: &mut Outage,
 ) {
-    if batch.is_empty() {
+    if n == 0 {
         return;
     }
-    let ok = match sink.write_batch(batch, Instant::now() + WRITE_DEADLINE) {
+    let ok = match result {
         Ok(()) => {
             if let Some(r) = outage.reason.take() {
                 tracing::info!(
@@ -186,10 +259,11 @@ fn write(
                 );
                 outage.lost = 0;
             }
+            c.sink_delivered(kind, n as u64);
             true
         }
         Err(e) => {
-            let (lost, cause) = e.lost(batch.len());
+            let (lost, cause) = e.lost(n);
             let reason = SinkDrop::of(cause);
             if outage.reason != Some(reason) {
                 tracing::warn!(sink = kind.as_str(), reason = reason.as_str(), error = %error_chain(&e), lost, "sink write failed; later failures of this kind are counted, not logged, until writing resumes");
@@ -197,11 +271,11 @@ fn write(
             }
             outage.lost += lost as u64;
             c.sink_drop(kind, reason, lost as u64);
+            c.sink_delivered(kind, (n - lost.min(n)) as u64);
             false
         }
     };
     c.sink_write(kind, ok);
-    batch.clear();
 }
 
 /// `error: cause: cause` on one line.
@@ -219,6 +293,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One batch written and settled, as the worker does it.
+    fn write(
+        kind: SinkKind,
+        sink: &mut dyn Sink,
+        batch: &mut Vec<Occurrence>,
+        c: &Counters,
+        outage: &mut Outage,
+    ) {
+        let r = write_batch(sink, batch);
+        settle(kind, r, c, outage);
+    }
     use std::collections::VecDeque;
     use tapio_common::{Anomaly, Outcome, Severity, SinkError};
 

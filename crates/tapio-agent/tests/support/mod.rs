@@ -75,6 +75,18 @@ pub fn kernel_test(needs: &[&str]) -> Option<MutexGuard<'static, ()>> {
     Some(guard)
 }
 
+/// `d` stretched by `TAPIO_TEST_TIME_SCALE` (default 1): deadlines for
+/// things to happen, never latencies a test asserts. The kernel-matrix VMs
+/// (emulated CPUs on a shared host) set it.
+pub fn scaled(d: Duration) -> Duration {
+    let k = std::env::var("TAPIO_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    d * k
+}
+
 pub fn ebpf_dir() -> PathBuf {
     std::env::var_os("TAPIO_EBPF_DIR").map_or_else(|| workspace().join("target/bpf"), PathBuf::from)
 }
@@ -161,6 +173,7 @@ impl Agent {
     }
 
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let timeout = scaled(timeout);
         let end = Instant::now() + timeout;
         while Instant::now() < end {
             if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
@@ -185,7 +198,7 @@ impl Agent {
 
     /// Waits until `pred` holds on the occurrences printed so far.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let end = Instant::now() + timeout;
+        let end = Instant::now() + scaled(timeout);
         loop {
             let now = self.occurrences();
             if pred(&now) || Instant::now() > end {
@@ -600,6 +613,7 @@ impl Agent {
 
     /// Waits until `needle` appears in at least `n` log lines.
     pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let timeout = scaled(timeout);
         let end = Instant::now() + timeout;
         while Instant::now() < end {
             if self.log_count(needle) >= n {
