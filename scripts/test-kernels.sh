@@ -16,6 +16,9 @@
 # serial port. Results come only from that port: a test is passed only when
 # its own `TAPIO-RESULT ... 0` line is there and the report is complete.
 set -euo pipefail
+# The whole script is one function, parsed before it runs: editing this
+# file during a run cannot change the run.
+main() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 kdir=$root/scripts/kernels
@@ -180,3 +183,5 @@ if [ "$fail" != 0 ]; then
   exit 1
 fi
 echo "test-kernels: ${#series[@]} kernels x $ntests tests passed"
+}
+main "$@"
