@@ -125,8 +125,8 @@ impl Pipeline {
     fn record(&mut self, bytes: &[u8]) {
         self.counters.event(self.observer);
         let raw = self.classifier.raw_fold_key(bytes);
-        if let Some((k, boot_ns)) = &raw {
-            if self.folder.absorb(k, self.clock.unix_ns(*boot_ns)) {
+        if let Some((k, boot_ns, spread)) = &raw {
+            if self.folder.absorb(k, self.clock.unix_ns(*boot_ns), *spread) {
                 return;
             }
         }
@@ -137,7 +137,9 @@ impl Pipeline {
         {
             self.counters.malformed(self.observer);
         }
-        let key = raw.filter(|_| self.candidates.len() == 1).map(|(k, _)| k);
+        let key = raw
+            .filter(|_| self.candidates.len() == 1)
+            .map(|(k, _, _)| k);
         for c in self.candidates.drain(..) {
             self.folder.push_keyed(c, key, &mut self.out);
         }

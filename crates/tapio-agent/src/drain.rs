@@ -149,8 +149,8 @@ impl ObserverTask {
             // A repeat of an open fold window is counted without building
             // its facts (storms cost a parse and a lookup per record).
             let raw = self.classifier.raw_fold_key(&item);
-            if let Some((k, boot_ns)) = &raw {
-                if self.folder.absorb(k, clock.unix_ns(*boot_ns)) {
+            if let Some((k, boot_ns, spread)) = &raw {
+                if self.folder.absorb(k, clock.unix_ns(*boot_ns), *spread) {
                     continue;
                 }
             }
@@ -160,7 +160,7 @@ impl ObserverTask {
                 tracing::debug!(observer = %o, error = %e, "malformed record dropped");
             }
             let added = self.candidates.len() - before;
-            let key = raw.filter(|_| added == 1).map(|(k, _)| k);
+            let key = raw.filter(|_| added == 1).map(|(k, _, _)| k);
             self.raw_keys.push(key);
             self.raw_keys.resize(self.candidates.len(), None);
         }

@@ -398,3 +398,46 @@ fn latency_threshold_moves_at_runtime_without_reloading_programs() {
     assert_eq!(d["threshold_us"], 200_000);
     assert!(d["latency_us"].as_u64().unwrap() >= SLOW_MS * 1000);
 }
+
+/// Four EIO reads at four sectors: the first leaves with its own sector,
+/// the follow-up keeps the storm's shape (first/last/min/max/distinct
+/// sector of the three repeats). Regression: the follow-up said "3 more"
+/// and nothing about where.
+#[test]
+fn an_io_error_storm_keeps_its_sectors_in_the_follow_up() {
+    let Some(_k) = kernel_test(&storage_tools(&[])) else {
+        return;
+    };
+    let agent = Agent::start("blkstorm", &storage_config(), &[]);
+    let disk = FuseLoop::new("blkstorm");
+    let (major, minor) = disk.major_minor();
+    let mm = format!("{major}:{minor}");
+    let offs = [0u64, 16 * 1024, 4 * 1024, 48 * 1024].map(|o| EIO_OFF + o);
+    for off in offs {
+        let err = disk.read_direct(off).expect_err("the EIO range fails");
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    }
+    agent.wait_for(Duration::from_secs(5), |all| {
+        !on_device(all, IO_ERROR, &mm).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Stopping closes the fold window: the follow-up leaves.
+    let (code, all) = agent.stop();
+    assert_eq!(code, 0);
+    let errors = on_device(&all, IO_ERROR, &mm);
+    assert_eq!(errors.len(), 2, "first + one follow-up: {errors:#?}");
+    assert_eq!(count_sum(&errors), 4);
+    let first = errors
+        .iter()
+        .find(|o| o["data"]["folded"].is_null())
+        .unwrap();
+    assert_eq!(first["data"]["sector"], offs[0] / 512);
+    let f = &errors.iter().find(|o| o["data"]["folded"] == true).unwrap()["data"];
+    assert_eq!(f["count"], 3);
+    assert!(f["sector"].is_null(), "a follow-up claims no single sector");
+    assert_eq!(f["sector_first"], offs[1] / 512);
+    assert_eq!(f["sector_last"], offs[3] / 512);
+    assert_eq!(f["sector_min"], offs[2] / 512);
+    assert_eq!(f["sector_max"], offs[3] / 512);
+    assert_eq!(f["sector_distinct"], 3);
+}

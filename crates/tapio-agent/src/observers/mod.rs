@@ -108,12 +108,13 @@ pub trait Classifier: Send {
         out: &mut Vec<Candidate>,
     ) -> Result<(), Malformed>;
 
-    /// The raw fold key of a record and its boot-time stamp, when the
+    /// The raw fold key of a record, its boot-time stamp and its value of
+    /// the anomaly's summarised fact ([`crate::fold::spread`]), when the
     /// record would become exactly one foldable candidate whose key facts
     /// come from those raw fields; `None` sends it through [`record`].
     ///
     /// [`record`]: Classifier::record
-    fn raw_fold_key(&self, _bytes: &[u8]) -> Option<(crate::fold::RawKey, u64)> {
+    fn raw_fold_key(&self, _bytes: &[u8]) -> Option<(crate::fold::RawKey, u64, Option<u64>)> {
         None
     }
 

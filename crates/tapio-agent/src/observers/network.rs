@@ -220,7 +220,7 @@ impl Classifier for NetworkClassifier {
         Observer::Network
     }
 
-    fn raw_fold_key(&self, bytes: &[u8]) -> Option<(RawKey, u64)> {
+    fn raw_fold_key(&self, bytes: &[u8]) -> Option<(RawKey, u64, Option<u64>)> {
         let (hdr, r): (_, NetworkRecord) = parse_record(bytes, &[REC_CONNECT_FAILED]).ok()?;
         // The fields `connect_failed` builds its key facts from.
         let (anomaly, class) = match connect_end(&r, self.settings.connect_give_up_floor_ms) {
@@ -256,7 +256,8 @@ impl Classifier for NetworkClassifier {
             generation: hdr.generation,
             bytes: k,
         };
-        Some((key, hdr.ts_boot_ns))
+        // `src_port`, the fact a connect storm's follow-up summarises.
+        Some((key, hdr.ts_boot_ns, Some(u64::from(r.sport))))
     }
 
     fn record(

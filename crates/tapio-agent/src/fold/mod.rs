@@ -9,14 +9,18 @@
 //! ## Design constraints
 //! - At most `max_keys` windows are open; a candidate that finds the table
 //!   full is emitted on its own (count 1): folding degrades, nothing is lost.
-//! - Follow-ups carry only the key facts, the facts every folded repeat
-//!   shares; per-fact details (ports, durations) of the repeats are not
-//!   claimed.
+//! - Follow-ups carry the key facts, which every folded repeat shares,
+//!   and a bounded summary of the one detail fact that varies per anomaly
+//!   (first/last/min/max/distinct sector or source port, see [`spread`]);
+//!   other per-fact details (durations) of the repeats are not claimed.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use tapio_common::{Anomaly, Fact, Facts, Occurrence, Outcome, Severity};
+
+pub mod spread;
+use spread::Spread;
 
 /// One classified fact (or windowed aggregate) before folding.
 #[derive(Debug, Clone)]
@@ -91,6 +95,7 @@ struct Window {
     end_ns: u64,
     repeats: u64,
     last_ns: u64,
+    spread: Spread,
 }
 
 /// The fold table of one observer.
@@ -140,7 +145,8 @@ impl Folder {
     /// Counts a repeat found by its raw key in an open window that still
     /// covers `unix_ns`; false when the record must be classified (no such
     /// window, or it is over).
-    pub fn absorb(&mut self, raw: &RawKey, unix_ns: u64) -> bool {
+    /// `spread` is the record's value of the anomaly's summarised fact.
+    pub fn absorb(&mut self, raw: &RawKey, unix_ns: u64, spread: Option<u64>) -> bool {
         let Some(h) = self.raw.get(raw) else {
             return false;
         };
@@ -148,6 +154,9 @@ impl Folder {
             Some(w) if w.raw.as_ref() == Some(raw) && unix_ns < w.end_ns => {
                 w.repeats += 1;
                 w.last_ns = w.last_ns.max(unix_ns);
+                if let Some(v) = spread {
+                    w.spread.add(v);
+                }
                 true
             }
             _ => false,
@@ -192,6 +201,9 @@ impl Folder {
                 if c.unix_ns < w.end_ns {
                     w.repeats += 1;
                     w.last_ns = w.last_ns.max(c.unix_ns);
+                    if let Some(v) = spread::value_in(c.anomaly, &c.detail) {
+                        w.spread.add(v);
+                    }
                     return;
                 }
                 // The window is over: its follow-up leaves first.
@@ -223,6 +235,7 @@ impl Folder {
                 end_ns: c.unix_ns.saturating_add(self.window_ns),
                 repeats: 0,
                 last_ns: c.unix_ns,
+                spread: Spread::default(),
             },
         );
         out.push(c.into_occurrence(Some(1)));
@@ -265,6 +278,9 @@ fn follow_up(w: Window) -> Option<Occurrence> {
         .u64("window_start_ns", w.start_ns)
         .u64("window_end_ns", w.end_ns)
         .u64("last_ns", w.last_ns);
+    if let Some(names) = spread::names_of(w.anomaly) {
+        w.spread.write(names, &mut o.data);
+    }
     o.message = format!(
         "{}; {} more folded in {} ms",
         w.summary,
@@ -381,13 +397,13 @@ mod tests {
     fn raw_keys_absorb_repeats_and_accounting_stays_exact() {
         let mut f = Folder::new(1000, 16);
         let mut out = Vec::new();
-        assert!(!f.absorb(&raw(9), 0), "no window yet");
+        assert!(!f.absorb(&raw(9), 0, None), "no window yet");
         f.push_keyed(cand(9, 0), Some(raw(9)), &mut out);
         for t in 1..50 {
-            assert!(f.absorb(&raw(9), t * 1_000_000));
+            assert!(f.absorb(&raw(9), t * 1_000_000, None));
         }
-        assert!(!f.absorb(&raw(10), 1_000_000), "other key");
-        assert!(!f.absorb(&raw(9), 1_000 * 1_000_000), "window over");
+        assert!(!f.absorb(&raw(10), 1_000_000, None), "other key");
+        assert!(!f.absorb(&raw(9), 1_000 * 1_000_000, None), "window over");
         // The record absorb refused goes the full way and closes the window.
         f.push_keyed(cand(9, 1000), Some(raw(9)), &mut out);
         f.flush_all(&mut out);
@@ -399,7 +415,7 @@ mod tests {
             "first, follow-up of 49, first of the new window"
         );
         assert!(
-            !f.absorb(&raw(9), 1_001 * 1_000_000),
+            !f.absorb(&raw(9), 1_001 * 1_000_000, None),
             "flushed windows forget raw keys"
         );
     }
@@ -423,5 +439,29 @@ mod tests {
         c.generation = 2;
         f.push(c, &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn follow_ups_summarise_the_varying_fact_on_both_paths() {
+        let mut f = Folder::new(1000, 16);
+        let mut out = Vec::new();
+        let mut c = cand(9, 0);
+        c.detail.u64("src_port", 50_000);
+        f.push_keyed(c, Some(raw(9)), &mut out);
+        // Classified repeats and raw-absorbed repeats both count.
+        let mut c = cand(9, 1);
+        c.detail.u64("src_port", 50_010);
+        f.push_keyed(c, Some(raw(9)), &mut out);
+        assert!(f.absorb(&raw(9), 2_000_000, Some(50_002)));
+        assert!(f.absorb(&raw(9), 3_000_000, Some(50_010)));
+        f.flush_all(&mut out);
+        let up = &out[1];
+        assert_eq!(count(up), 3);
+        assert_eq!(up.data.get("src_port"), None);
+        assert_eq!(up.data.get("src_port_first"), Some(&Fact::U64(50_010)));
+        assert_eq!(up.data.get("src_port_last"), Some(&Fact::U64(50_010)));
+        assert_eq!(up.data.get("src_port_min"), Some(&Fact::U64(50_002)));
+        assert_eq!(up.data.get("src_port_max"), Some(&Fact::U64(50_010)));
+        assert_eq!(up.data.get("src_port_distinct"), Some(&Fact::U64(2)));
     }
 }
