@@ -278,6 +278,35 @@ fn a_drop_burst_makes_one_retransmit_spike_with_its_count() {
     );
 }
 
+/// A fault for [`paced_send`]: after `wait`, a 4 Mbit/s tbf with a
+/// `latency_ms` queue on the sender's side of `net`; the wall-clock time it
+/// was added goes to `added_at`.
+fn tbf_after(
+    net: &NetnsPair,
+    wait: Duration,
+    latency_ms: u32,
+    added_at: &std::sync::Arc<std::sync::Mutex<u64>>,
+) -> impl FnOnce() + Send + 'static {
+    let (a, dev, at) = (
+        net.a.clone(),
+        net.veth_a.clone(),
+        std::sync::Arc::clone(added_at),
+    );
+    move || {
+        std::thread::sleep(wait);
+        *at.lock().unwrap() = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+        )
+        .unwrap();
+        sh(&format!(
+            "ip netns exec {a} tc qdisc add dev {dev} root tbf rate 4mbit burst 16kb latency {latency_ms}ms"
+        ));
+    }
+}
+
 #[test]
 fn a_tbf_queue_makes_rtt_degradation_for_that_destination_only_after_it_is_added() {
     let Some(_k) = kernel_test(&["ip", "tc"]) else {
@@ -291,25 +320,11 @@ fn a_tbf_queue_makes_rtt_degradation_for_that_destination_only_after_it_is_added
     });
     let agent = Agent::start("rtt", &cfg, &[]);
     let dst = SocketAddrV4::new(net.addr_b.parse().unwrap(), 7201);
-    let a = net.a.clone();
-    let dev = net.veth_a.clone();
     let added_at = std::sync::Arc::new(std::sync::Mutex::new(0u64));
-    let at = std::sync::Arc::clone(&added_at);
     // 4 MiB paced at 2 MB/s over a clean link, then a 4 Mbit/s tbf with a
     // 250 ms queue on the sender's side: the queue fills and srtt grows.
-    paced_send(&net.a, dst, 12 << 20, 2 << 20, true, move || {
-        std::thread::sleep(Duration::from_secs(2));
-        *at.lock().unwrap() = u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-        )
-        .unwrap();
-        sh(&format!(
-            "ip netns exec {a} tc qdisc add dev {dev} root tbf rate 4mbit burst 16kb latency 250ms"
-        ));
-    });
+    let queue = tbf_after(&net, Duration::from_secs(2), 250, &added_at);
+    paced_send(&net.a, dst, 12 << 20, 2 << 20, true, queue);
     let on = |d: &serde_json::Value| d["dst_port"] == 7201 && d["dst_addr"] == "10.77.13.2";
     agent.wait_for(Duration::from_secs(5), |all| {
         !of_type(all, RTT, on).is_empty()
@@ -359,22 +374,10 @@ fn a_fresh_destination_degrading_after_connect_is_reported_within_3s() {
     discard_server(&net.b, &net.addr_b, 7401);
     let agent = Agent::start("rttfresh", &config_with(|_| {}), &[]);
     let dst = SocketAddrV4::new(net.addr_b.parse().unwrap(), 7401);
-    let a = net.a.clone();
-    let dev = net.veth_a.clone();
     let added_at = std::sync::Arc::new(std::sync::Mutex::new(0u64));
-    let at = std::sync::Arc::clone(&added_at);
+    let queue = tbf_after(&net, Duration::from_millis(1500), 400, &added_at);
     paced_send(&net.a, dst, 8 << 20, 2 << 20, true, move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        *at.lock().unwrap() = u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-        )
-        .unwrap();
-        sh(&format!(
-            "ip netns exec {a} tc qdisc add dev {dev} root tbf rate 4mbit burst 16kb latency 400ms"
-        ));
+        queue();
         std::thread::sleep(Duration::from_secs(4));
     });
     let on = |d: &serde_json::Value| d["dst_port"] == 7401 && d["dst_addr"] == "10.77.14.2";
