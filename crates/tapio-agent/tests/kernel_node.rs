@@ -237,6 +237,46 @@ impl Drop for BusyCpus {
     }
 }
 
+/// A thread faulting fresh pages in batches until stopped; each batch is
+/// logged with its wall-clock start and end and its page count.
+struct Faulter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(u64, u64, u64)>>,
+}
+
+impl Faulter {
+    const BATCH: u64 = 1024;
+
+    fn start() -> Faulter {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = std::sync::Arc::clone(&stop);
+        let now = || {
+            u64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos(),
+            )
+            .unwrap()
+        };
+        let thread = std::thread::spawn(move || {
+            let mut log = Vec::new();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let t0 = now();
+                fault_pages(Self::BATCH as usize);
+                log.push((t0, now(), Self::BATCH));
+            }
+            log
+        });
+        Faulter { stop, thread }
+    }
+
+    fn stop(self) -> Vec<(u64, u64, u64)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 #[test]
 fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
     let Some(_k) = kernel_test(&[]) else { return };
@@ -283,10 +323,10 @@ fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
         "{}",
         banner[0]
     );
-    // The first snapshot opens the first window within one sample period
-    // of the config landing; fault inside that window.
-    std::thread::sleep(Duration::from_millis(800));
-    fault_pages(FAULTS as usize);
+    // Page faults all along, each batch stamped with wall-clock bounds, so
+    // the faults made inside whichever window is reported are known
+    // exactly, however slowly this host runs.
+    let faulter = Faulter::start();
     let status = node_status(&data, "running", Duration::from_secs(10));
     // The status says it is the test mode, not hardware evidence.
     let reason = observer(&status, "node")["reason"]
@@ -297,6 +337,7 @@ fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
 
     // Three windows and more: one episode, one occurrence.
     std::thread::sleep(Duration::from_millis(3 * WINDOW_MS + 1500));
+    let batches = faulter.stop();
     let (code, all) = agent.stop();
     assert_eq!(code, 0);
     let ipc = of_type(&all, IPC, |_| true);
@@ -361,7 +402,19 @@ fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
     );
     // The faults made inside the window are in its page-fault delta.
     let faults = d["page_faults"].as_u64().unwrap();
-    assert!(faults >= FAULTS, "page_faults {faults} < {FAULTS} provoked");
+    let mine: u64 = batches
+        .iter()
+        .filter(|(t0, t1, _)| *t0 >= start && *t1 <= end)
+        .map(|(_, _, n)| n)
+        .sum();
+    assert!(
+        mine >= FAULTS,
+        "only {mine} faults provoked inside the window"
+    );
+    assert!(
+        faults >= mine,
+        "page_faults {faults} < {mine} provoked inside the window"
+    );
     assert!(d["context_switches"].as_u64().unwrap() > 0);
     assert_eq!(d["value_permille"], 0);
     assert_eq!(d["threshold_permille"], 1);
