@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use tapio_agent::observers::{carrier_bytes, classifier};
+use tapio_agent::observers::{carrier_bytes, classifier, Classifier};
 use tapio_common::Observer;
 use tapio_fuzz::{Fuzzer, Verdict};
 use tapio_wire::{CompiledConfig, ConfigResponse};
@@ -75,16 +75,17 @@ fn seeds() -> Vec<Vec<u8>> {
     v
 }
 
-fn exercise(c: &CompiledConfig, generation: u64) {
+/// Applies `c` to every carrier and to long-lived classifiers, as a
+/// running agent does on SIGHUP or a controller update.
+fn exercise(classifiers: &mut [Box<dyn Classifier>], c: &CompiledConfig, generation: u64) {
     for o in Observer::ALL {
         let a = carrier_bytes(o, c, generation);
         assert_eq!(a, carrier_bytes(o, c, generation), "{o:?}");
-        if let Some(mut cl) = classifier(o) {
-            cl.configure(c, generation);
-            let mut out = Vec::new();
-            cl.tick(u64::MAX, &mut out);
-            cl.finish(&mut out);
-        }
+    }
+    let mut out = Vec::new();
+    for cl in classifiers.iter_mut() {
+        cl.configure(c, generation);
+        cl.tick(u64::MAX, &mut out);
     }
     let back: CompiledConfig = serde_json::from_slice(&c.canonical_bytes()).unwrap();
     assert_eq!(&back, c);
@@ -100,15 +101,17 @@ fn fuzz_compiled_config() {
         b"\"", b",", b":", b"{", b"}", b"[", b"]", b"null", b"true", b"-1", b"\\u0000",
     ];
     let started = Instant::now();
+    let mut classifiers: Vec<Box<dyn Classifier>> =
+        Observer::ALL.into_iter().filter_map(classifier).collect();
     f.run(|input| {
         if let Ok(c) = serde_json::from_slice::<CompiledConfig>(input) {
-            exercise(&c, 1);
+            exercise(&mut classifiers, &c, 1);
             return Verdict::keep("config");
         }
         match serde_json::from_slice::<ConfigResponse>(input) {
             Ok(r) => {
                 let _ = r.hash_matches();
-                exercise(&r.config, r.generation);
+                exercise(&mut classifiers, &r.config, r.generation);
                 Verdict::keep("config_response")
             }
             Err(e) if e.is_syntax() || e.is_eof() => Verdict::drop("not_json"),
