@@ -151,12 +151,10 @@ impl LoadedObject {
         let mut loader = EbpfLoader::new();
         loader.btf(Some(btf));
         let note = choose_variant(&mut loader, observer, KernelFeatures::from_btf(btf));
-        let mut ebpf = loader
-            .load_file(&path)
-            .map_err(|e| LoadError::Object {
-                path: path.clone(),
-                source: Box::new(e),
-            })?;
+        let mut ebpf = loader.load_file(&path).map_err(|e| LoadError::Object {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
         for name in names {
             let Some(prog) = ebpf.program_mut(&name) else {

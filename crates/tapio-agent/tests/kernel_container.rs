@@ -33,8 +33,8 @@ impl Hierarchy {
         if Path::new(MEMCG_V1).join("memory.limit_in_bytes").exists() {
             return Some(Hierarchy::V1);
         }
-        let controllers =
-            std::fs::read_to_string(Path::new(CGROUP2).join("cgroup.controllers")).unwrap_or_default();
+        let controllers = std::fs::read_to_string(Path::new(CGROUP2).join("cgroup.controllers"))
+            .unwrap_or_default();
         if controllers.split_whitespace().any(|c| c == "memory") {
             return Some(Hierarchy::V2);
         }

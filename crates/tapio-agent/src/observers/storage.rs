@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tapio_common::ebpf::storage::{
-    StorageConfig, StorageRecord, CFG_IO_ERRORS, CFG_LATENCY, REC_F_CRITICAL, REC_F_ERRNO, REC_IO_ERROR,
-    REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR,
-    STAT_REQUEUED,
+    StorageConfig, StorageRecord, CFG_IO_ERRORS, CFG_LATENCY, REC_F_CRITICAL, REC_F_ERRNO,
+    REC_IO_ERROR, REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE,
+    STAT_PARTIAL_ERROR, STAT_REQUEUED,
 };
 use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
