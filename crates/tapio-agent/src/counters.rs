@@ -196,6 +196,67 @@ pub struct Counters {
     controller_send_failures: Row<3>,
     config_fetch: Row<4>,
     config_errors: Row<OBS>,
+    cgroup_lookups: Row<{ CgroupLookup::ALL.len() }>,
+    cgroup_resolutions: Row<{ CgroupResolution::ALL.len() }>,
+}
+
+/// Outcome of looking up an occurrence's cgroup in the attribution cache
+/// (`tapio_cgroup_lookups_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupLookup {
+    /// Cached path: the occurrence carries it.
+    Hit = 0,
+    /// Not cached (unknown, being resolved, deleted or unresolvable): the
+    /// occurrence carries the id only.
+    Miss = 1,
+}
+
+impl CgroupLookup {
+    const ALL: [CgroupLookup; 2] = [CgroupLookup::Hit, CgroupLookup::Miss];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            CgroupLookup::Hit => "hit",
+            CgroupLookup::Miss => "miss",
+        }
+    }
+}
+
+/// Outcome of resolving one missed cgroup id off the drain path
+/// (`tapio_cgroup_resolutions_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupResolution {
+    /// Found in its hierarchy: cached for later occurrences.
+    Resolved = 0,
+    /// Absent from a complete walk started after the fact: the cgroup was
+    /// removed (or lies outside the agent's view of the hierarchy).
+    Deleted = 1,
+    /// The walk stopped at its bound before finding it; retried later.
+    Truncated = 2,
+    /// The hierarchy the id belongs to is not mounted here.
+    NoHierarchy = 3,
+    /// The resolver's queue was full; retried on a later occurrence.
+    QueueFull = 4,
+}
+
+impl CgroupResolution {
+    const ALL: [CgroupResolution; 5] = [
+        CgroupResolution::Resolved,
+        CgroupResolution::Deleted,
+        CgroupResolution::Truncated,
+        CgroupResolution::NoHierarchy,
+        CgroupResolution::QueueFull,
+    ];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            CgroupResolution::Resolved => "resolved",
+            CgroupResolution::Deleted => "deleted",
+            CgroupResolution::Truncated => "truncated",
+            CgroupResolution::NoHierarchy => "no_hierarchy",
+            CgroupResolution::QueueFull => "queue_full",
+        }
+    }
 }
 
 /// Controller exchanges, as labels of `tapio_controller_send_failures_total`.
@@ -294,6 +355,16 @@ impl Counters {
     /// A carrier that failed to take a config.
     pub fn config_error(&self, o: Observer) {
         inc(&self.config_errors[obs_idx(o)], 1);
+    }
+
+    /// An attribution cache lookup.
+    pub fn cgroup_lookup(&self, r: CgroupLookup) {
+        inc(&self.cgroup_lookups[r as usize], 1);
+    }
+
+    /// A resolution outcome for one cgroup id.
+    pub fn cgroup_resolution(&self, r: CgroupResolution) {
+        inc(&self.cgroup_resolutions[r as usize], 1);
     }
 
     /// Total records drained (all observers).
@@ -404,6 +475,21 @@ impl Counters {
             m.insert(
                 format!("tapio_config_fetch_total{{result=\"{name}\"}}"),
                 get(&self.config_fetch[r as usize]),
+            );
+        }
+        for r in CgroupLookup::ALL {
+            m.insert(
+                format!("tapio_cgroup_lookups_total{{result=\"{}\"}}", r.as_str()),
+                get(&self.cgroup_lookups[r as usize]),
+            );
+        }
+        for r in CgroupResolution::ALL {
+            m.insert(
+                format!(
+                    "tapio_cgroup_resolutions_total{{result=\"{}\"}}",
+                    r.as_str()
+                ),
+                get(&self.cgroup_resolutions[r as usize]),
             );
         }
         m
