@@ -88,7 +88,7 @@ ENV
 mkdir -p "$work/empty"
 common=$work/common.cpio
 scripts/kernels/initramfs.sh common "$common" "$list" "$envf" \
-  "${bins[@]}" "$root/target/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
+  "${bins[@]}" "${CARGO_TARGET_DIR:-$root/target}/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
 # The workspace layout the tests canonicalize.
 stage=$(mktemp -d)
 mkdir -p "$stage$root/crates/tapio-agent/tests/fuse"
