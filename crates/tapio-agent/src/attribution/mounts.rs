@@ -59,7 +59,8 @@ impl Mounts {
             .unwrap_or_default()
     }
 
-    /// Parses mountinfo text; the first mount of each kind wins.
+    /// Parses mountinfo text; the first mount of each kind wins unless a
+    /// later one is mounted over it.
     #[must_use]
     pub fn parse(text: &str) -> Mounts {
         let mut m = Mounts::default();
@@ -75,14 +76,27 @@ impl Mounts {
             }
             let dir = PathBuf::from(unescape(f[4]));
             all.push(dir.clone());
+            // A root above this cgroup namespace (`/..`): a bind of the host's
+            // top cgroup seen from inside a container; paths below it are the
+            // host's own.
+            let root = unescape(f[3]);
+            let root = if root.starts_with("/..") {
+                "/".to_owned()
+            } else {
+                root
+            };
             let mount = || Mount {
                 dir: dir.clone(),
-                root: unescape(f[3]),
+                root: root.clone(),
                 nested: Vec::new(),
             };
+            // The first mount of a kind wins, except that a later mount at
+            // the same place shadows it (a host cgroupfs mounted over a
+            // container's own).
+            let take = |cur: &Option<Mount>| cur.as_ref().is_none_or(|c| c.dir == dir);
             match r[0] {
-                "cgroup2" if m.v2.is_none() => m.v2 = Some(mount()),
-                "cgroup" if m.memory_v1.is_none() && r[2].split(',').any(|o| o == "memory") => {
+                "cgroup2" if take(&m.v2) => m.v2 = Some(mount()),
+                "cgroup" if take(&m.memory_v1) && r[2].split(',').any(|o| o == "memory") => {
                     m.memory_v1 = Some(mount());
                 }
                 _ => {}
@@ -136,6 +150,18 @@ mod tests {
         assert_eq!(v2.root, "/kubepods.slice/x");
         assert_eq!(v2.nested, vec![PathBuf::from("/sys/fs/cgroup/odd dir")]);
         assert!(m.memory_v1.is_none());
+    }
+
+    #[test]
+    fn a_host_cgroupfs_mounted_over_the_containers_own_wins() {
+        let t = "\
+50 40 0:30 / /sys/fs/cgroup ro - cgroup2 cgroup rw
+60 40 0:30 /../../.. /sys/fs/cgroup ro - cgroup2 cgroup2 rw
+61 40 0:31 / /other rw - cgroup2 cgroup2 rw
+";
+        let v2 = Mounts::parse(t).v2.unwrap();
+        assert_eq!(v2.dir, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(v2.root, "/", "above the namespace: the host's top");
     }
 
     #[test]
