@@ -180,3 +180,38 @@ fn mcp_recent_anomalies_filters_by_pod_uid_and_container_id_prefix() {
     let bad = mcp_call(&d, r#"{"pod_uid":"Not-A-Uid"}"#);
     assert_eq!(bad["error"]["code"], -32602, "{bad:#}");
 }
+
+#[test]
+fn mcp_count_by_type_takes_the_same_pod_filter() {
+    let d = fixture("pods-counts");
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(&d)
+        .arg("mcp")
+        .env("TAPIO_NOW", NOW)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "{}\n{}\n",
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        format_args!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"count_by_type","arguments":{{"since":"1h","pod_uid":"{POD_A}"}}}}}}"#
+        )
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let reply: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["id"] == 2)
+        .unwrap();
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("4 facts in 2 occurrences"), "{text}");
+}
