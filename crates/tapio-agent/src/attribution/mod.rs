@@ -27,10 +27,10 @@
 
 pub mod cache;
 pub mod mounts;
+pub mod queue;
 pub mod resolver;
 pub mod walk;
 
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use tapio_common::{Fact, Observer, Occurrence};
@@ -38,11 +38,12 @@ use tapio_common::{Fact, Observer, Occurrence};
 use crate::counters::{CgroupLookup, CgroupResolution, Counters};
 use cache::{Cache, Hierarchy, Key, Lookup, Owner};
 use mounts::Mounts;
+use queue::Queue;
 
 /// The agent's attribution: cache, resolver queue and counters.
 pub struct Attribution {
     cache: Arc<Cache>,
-    queue: SyncSender<Key>,
+    queue: Arc<Queue>,
     counters: Arc<Counters>,
 }
 
@@ -111,13 +112,21 @@ impl Attribution {
         counters: Arc<Counters>,
         capacity: usize,
     ) -> std::io::Result<Arc<Attribution>> {
-        let (queue, rx) = sync_channel(resolver::QUEUE);
+        let queue = Arc::new(Queue::new(resolver::QUEUE));
         let cache = Arc::new(Cache::new(capacity));
-        let (c, k) = (Arc::clone(&cache), Arc::clone(&counters));
-        tracing::info!(v2 = ?mounts.v2.as_ref().map(|m| &m.dir), memory_v1 = ?mounts.memory_v1.as_ref().map(|m| &m.dir), "cgroup attribution");
+        let (q, c, k) = (
+            Arc::clone(&queue),
+            Arc::clone(&cache),
+            Arc::clone(&counters),
+        );
+        let dir = |m: &Option<mounts::Mount>| {
+            m.as_ref()
+                .map_or_else(|| "none".to_owned(), |m| m.dir.display().to_string())
+        };
+        tracing::info!(v2 = %dir(&mounts.v2), memory_v1 = %dir(&mounts.memory_v1), "cgroup attribution");
         std::thread::Builder::new()
             .name("tapio-cgroups".into())
-            .spawn(move || resolver::run(&rx, &c, &mounts, &k))?;
+            .spawn(move || resolver::run(&q, &c, &mounts, &k))?;
         Ok(Arc::new(Attribution {
             cache,
             queue,
@@ -139,14 +148,9 @@ impl Attribution {
             Lookup::Known => self.counters.cgroup_lookup(CgroupLookup::Miss),
             Lookup::Absent => {
                 self.counters.cgroup_lookup(CgroupLookup::Miss);
-                if self.cache.mark_pending(k) {
-                    match self.queue.try_send(k) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                            self.cache.forget(&k);
-                            self.counters.cgroup_resolution(CgroupResolution::QueueFull);
-                        }
-                    }
+                if self.cache.mark_pending(k) && !self.queue.try_push(k) {
+                    self.cache.forget(&k);
+                    self.counters.cgroup_resolution(CgroupResolution::QueueFull);
                 }
             }
         }

@@ -11,13 +11,12 @@
 //!   so cgroups that exist before the agent are hits from their first
 //!   occurrence.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cache::{Cache, Entry, Hierarchy, Key, Owner};
 use super::mounts::{Mount, Mounts};
+use super::queue::Queue;
 use super::walk::walk;
 use crate::counters::{CgroupResolution, Counters};
 
@@ -35,14 +34,14 @@ fn mount(m: &Mounts, h: Hierarchy) -> Option<&Mount> {
     }
 }
 
-/// Walks `h` and answers `want` (ids of `h`); fills the cache with the
-/// rest of the walk while it has room.
+/// Walks `h` and answers `want` (ids of `h`, sorted, unique); fills the
+/// cache with the rest of the walk while it has room.
 pub fn resolve(
     cache: &Cache,
     mounts: &Mounts,
     counters: &Counters,
     h: Hierarchy,
-    want: &HashSet<u64>,
+    want: &[u64],
     max_dirs: usize,
 ) {
     let Some(m) = mount(mounts, h) else {
@@ -53,18 +52,17 @@ pub fn resolve(
         return;
     };
     let w = walk(m, max_dirs);
-    let mut found: HashMap<u64, String> = HashMap::with_capacity(want.len());
+    let mut found: Vec<Option<String>> = vec![None; want.len()];
     let mut rest = Vec::new();
     for (id, path) in w.dirs {
-        if want.contains(&id) {
-            found.insert(id, path);
-        } else {
-            rest.push((Key { hierarchy: h, id }, path));
+        match want.binary_search(&id) {
+            Ok(i) => found[i] = Some(path),
+            Err(_) => rest.push((Key { hierarchy: h, id }, path)),
         }
     }
-    for &id in want {
+    for (&id, path) in want.iter().zip(found) {
         let k = Key { hierarchy: h, id };
-        match found.remove(&id) {
+        match path {
             Some(path) => {
                 tracing::debug!(cgroup_id = id, path = %path, "cgroup resolved");
                 cache.set(k, Entry::Known(Arc::new(Owner::new(path))));
@@ -84,27 +82,37 @@ pub fn resolve(
     cache.fill(rest.into_iter().map(|(k, p)| (k, Owner::new(p))));
 }
 
-/// The thread body: prefill, then answer the queue until it closes.
-pub fn run(rx: &Receiver<Key>, cache: &Cache, mounts: &Mounts, counters: &Counters) {
+/// The thread body: prefill, then answer the queue (runs for the life of
+/// the process).
+pub fn run(queue: &Queue, cache: &Cache, mounts: &Mounts, counters: &Counters) {
     for h in [Hierarchy::V2, Hierarchy::MemoryV1] {
         if mount(mounts, h).is_some() {
-            resolve(cache, mounts, counters, h, &HashSet::new(), MAX_DIRS);
+            resolve(cache, mounts, counters, h, &[], MAX_DIRS);
         }
     }
     tracing::debug!(entries = cache.len(), "cgroup cache prefilled");
     let mut last = Instant::now();
-    while let Ok(first) = rx.recv() {
+    loop {
+        let mut keys = queue.take_all();
         let wait = MIN_WALK_INTERVAL.saturating_sub(last.elapsed());
         if !wait.is_zero() {
+            // Ids queued meanwhile join this walk.
             std::thread::sleep(wait);
-        }
-        let mut want: HashMap<Hierarchy, HashSet<u64>> = HashMap::new();
-        for k in std::iter::once(first).chain(rx.try_iter()) {
-            want.entry(k.hierarchy).or_default().insert(k.id);
+            keys.extend(queue.try_take());
         }
         last = Instant::now();
-        for (h, ids) in &want {
-            resolve(cache, mounts, counters, *h, ids, MAX_DIRS);
+        for h in [Hierarchy::V2, Hierarchy::MemoryV1] {
+            let mut ids: Vec<u64> = keys
+                .iter()
+                .filter(|k| k.hierarchy == h)
+                .map(|k| k.id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            resolve(cache, mounts, counters, h, &ids, MAX_DIRS);
         }
     }
 }
