@@ -100,7 +100,7 @@ ENV
 mkdir -p "$work/empty"
 common=$work/common.cpio
 scripts/kernels/initramfs.sh common "$common" "$list" "$envf" \
-  "${bins[@]}" "${helpers[@]}" "$root/target/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
+  "${bins[@]}" "${helpers[@]}" "${CARGO_TARGET_DIR:-$root/target}/debug/tapio-agent" "$fuse_bin" "$root/target/bpf"
 # The workspace layout the tests canonicalize.
 stage=$(mktemp -d)
 mkdir -p "$stage$root/crates/tapio-agent/tests/fuse"

@@ -300,6 +300,13 @@ pub async fn run(
     let (config_tx, config_rx) = watch::channel(first.clone().map(Arc::new));
     let (applied_tx, mut applied_rx) = mpsc::unbounded_channel::<(Observer, ApplyResult)>();
 
+    let attribution = match crate::attribution::Attribution::start(Arc::clone(&counters)) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %e, "cgroup attribution off: resolver thread not started");
+            None
+        }
+    };
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
     for o in Observer::ALL {
@@ -332,7 +339,8 @@ pub async fn run(
                 .map_err(|source| RunError::Sys {
                     call: "epoll register",
                     source,
-                })?;
+                })?
+                .with_attribution(attribution.clone());
                 tracing::info!(observer = %o, "observer running");
                 tasks.push(tokio::spawn(task.run(
                     shutdown_rx.clone(),

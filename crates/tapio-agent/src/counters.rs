@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tapio_common::{Anomaly, Observer};
 
+mod cgroup;
+pub use cgroup::{CgroupLookup, CgroupResolution};
+
 /// Sinks, as counter labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SinkKind {
@@ -212,6 +215,8 @@ pub struct Counters {
     controller_send_failures: Row<3>,
     config_fetch: Row<4>,
     config_errors: Row<OBS>,
+    cgroup_lookups: Row<{ CgroupLookup::ALL.len() }>,
+    cgroup_resolutions: Row<{ CgroupResolution::ALL.len() }>,
 }
 
 /// Controller exchanges, as labels of `tapio_controller_send_failures_total`.
@@ -315,6 +320,16 @@ impl Counters {
     /// A carrier that failed to take a config.
     pub fn config_error(&self, o: Observer) {
         inc(&self.config_errors[obs_idx(o)], 1);
+    }
+
+    /// An attribution cache lookup.
+    pub fn cgroup_lookup(&self, r: CgroupLookup) {
+        inc(&self.cgroup_lookups[r as usize], 1);
+    }
+
+    /// A resolution outcome for one cgroup id.
+    pub fn cgroup_resolution(&self, r: CgroupResolution) {
+        inc(&self.cgroup_resolutions[r as usize], 1);
     }
 
     /// Total records drained (all observers).
@@ -429,6 +444,21 @@ impl Counters {
             m.insert(
                 format!("tapio_config_fetch_total{{result=\"{name}\"}}"),
                 get(&self.config_fetch[r as usize]),
+            );
+        }
+        for r in CgroupLookup::ALL {
+            m.insert(
+                format!("tapio_cgroup_lookups_total{{result=\"{}\"}}", r.as_str()),
+                get(&self.cgroup_lookups[r as usize]),
+            );
+        }
+        for r in CgroupResolution::ALL {
+            m.insert(
+                format!(
+                    "tapio_cgroup_resolutions_total{{result=\"{}\"}}",
+                    r.as_str()
+                ),
+                get(&self.cgroup_resolutions[r as usize]),
             );
         }
         m

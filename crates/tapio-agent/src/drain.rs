@@ -19,6 +19,7 @@ use tapio_wire::CompiledConfig;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use crate::attribution::Attribution;
 use crate::clock::Clock;
 use crate::fold::{Candidate, Folder, RawKey};
 use crate::loader::LoadedObject;
@@ -73,6 +74,8 @@ pub struct ObserverTask {
     candidates: Vec<Candidate>,
     /// Raw fold keys of `candidates`, index for index.
     raw_keys: Vec<Option<RawKey>>,
+    /// Adds owner cgroup facts to occurrences (a cache lookup, never waits).
+    attribution: Option<Arc<Attribution>>,
 }
 
 impl ObserverTask {
@@ -105,7 +108,24 @@ impl ObserverTask {
             max_records,
             candidates: Vec::with_capacity(256),
             raw_keys: Vec::with_capacity(256),
+            attribution: None,
         })
+    }
+
+    /// Annotates every occurrence this task emits with its owner's cgroup
+    /// facts ([`Attribution::annotate`]).
+    #[must_use]
+    pub fn with_attribution(mut self, a: Option<Arc<Attribution>>) -> Self {
+        self.attribution = a;
+        self
+    }
+
+    /// Hands `occ` to the sinks, attributed first.
+    fn send(&self, mut occ: tapio_common::Occurrence) {
+        if let Some(a) = &self.attribution {
+            a.annotate(&mut occ);
+        }
+        self.fanout.emit(occ);
     }
 
     fn apply(&mut self, u: &ConfigUpdate) -> ApplyResult {
@@ -178,7 +198,7 @@ impl ObserverTask {
             self.folder.push_keyed(c, raw, &mut out);
         }
         for occ in out {
-            self.fanout.emit(occ);
+            self.send(occ);
         }
     }
 
@@ -189,7 +209,7 @@ impl ObserverTask {
         let mut out = Vec::new();
         self.folder.flush_expired(now, &mut out);
         for occ in out {
-            self.fanout.emit(occ);
+            self.send(occ);
         }
     }
 
@@ -286,7 +306,7 @@ impl ObserverTask {
         let mut out = Vec::new();
         self.folder.flush_all(&mut out);
         for occ in out {
-            self.fanout.emit(occ);
+            self.send(occ);
         }
         self.read_kernel_stats();
     }

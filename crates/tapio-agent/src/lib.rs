@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod args;
+pub mod attribution;
 pub mod backoff;
 pub mod clock;
 pub mod config_source;

@@ -55,6 +55,10 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also count per pod (the `pod_uid` the agent read from each
+        /// occurrence's cgroup path).
+        #[arg(long, value_parser = ["pod"])]
+        by: Option<String>,
     },
     /// Follow new occurrences as they are written, like `tail -f`.
     Watch {
@@ -114,7 +118,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match cli.command {
-        Command::Status { json } => cmd::status::run(&ctx, json, &mut out),
+        Command::Status { json, by } => cmd::status::run(&ctx, json, by.is_some(), &mut out),
         Command::Recent { since, limit, json } => {
             cmd::recent::run(&ctx, &since, limit, json, &mut out)
         }

@@ -60,6 +60,17 @@ pub struct Filter {
     pub min_severity: Option<Severity>,
     /// Exact `type` to keep.
     pub kind: Option<String>,
+    /// Exact `data.pod_uid` to keep.
+    pub pod_uid: Option<String>,
+    /// `data.container_id` to keep: the full id or a prefix of it (the
+    /// 12-digit short form).
+    pub container_id: Option<String>,
+}
+
+/// A string fact of `rec`.
+#[must_use]
+pub fn str_fact<'a>(rec: &'a OccurrenceRecord, key: &str) -> Option<&'a str> {
+    rec.data.get(key).and_then(serde_json::Value::as_str)
 }
 
 impl Filter {
@@ -75,6 +86,13 @@ impl Filter {
         t_ns >= self.since_ns
             && self.min_severity.is_none_or(|s| rec.severity >= s)
             && self.kind.as_deref().is_none_or(|k| rec.kind == k)
+            && self
+                .pod_uid
+                .as_deref()
+                .is_none_or(|p| str_fact(rec, "pod_uid") == Some(p))
+            && self.container_id.as_deref().is_none_or(|c| {
+                !c.is_empty() && str_fact(rec, "container_id").is_some_and(|id| id.starts_with(c))
+            })
             && (self.observers.is_empty()
                 || observer_of(&rec.kind).is_some_and(|o| self.observers.contains(&o)))
     }
@@ -171,6 +189,8 @@ pub struct Summary {
     pub other: Tally,
     /// Per `type`.
     pub by_type: BTreeMap<String, Tally>,
+    /// Per `data.pod_uid`; occurrences without one under `""`.
+    pub by_pod: BTreeMap<String, Tally>,
 }
 
 impl Summary {
@@ -185,6 +205,10 @@ impl Summary {
             .entry(rec.kind.clone())
             .or_default()
             .add(rec, t_ns, now);
+        self.by_pod
+            .entry(str_fact(rec, "pod_uid").unwrap_or_default().to_owned())
+            .or_default()
+            .add(rec, t_ns, now);
     }
 
     /// Adds another summary taken at the same instant.
@@ -195,6 +219,9 @@ impl Summary {
         self.other.merge(&o.other);
         for (k, t) in &o.by_type {
             self.by_type.entry(k.clone()).or_default().merge(t);
+        }
+        for (k, t) in &o.by_pod {
+            self.by_pod.entry(k.clone()).or_default().merge(t);
         }
     }
 

@@ -19,6 +19,31 @@ const HIDDEN_FACTS: [&str; 5] = [
     "window_end_ns",
 ];
 
+/// Attribution facts that `pod=` and `container=` stand for when the
+/// occurrence names a pod (`--json` keeps them all).
+const POD_FACTS: [&str; 5] = [
+    "pod_uid",
+    "container_id",
+    "cgroup_path",
+    "qos_class",
+    "container_runtime",
+];
+
+/// Characters of a container id shown (the runtimes' short form).
+pub const SHORT_ID: usize = 12;
+
+/// `pod=<uid> container=<short id>` of an occurrence that names a pod.
+#[must_use]
+pub fn owner(rec: &OccurrenceRecord) -> Option<String> {
+    let pod = rec.data.get("pod_uid")?.as_str()?;
+    let mut s = format!("pod={pod}");
+    if let Some(c) = rec.data.get("container_id").and_then(|v| v.as_str()) {
+        s.push_str(" container=");
+        s.push_str(c.get(..SHORT_ID).unwrap_or(c));
+    }
+    Some(s)
+}
+
 /// How output looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
@@ -155,11 +180,16 @@ pub fn sparkline(minutes: &[u64], unicode: bool) -> String {
 
 /// The facts of an occurrence as `key=value` pairs, sorted by key, without
 /// the bookkeeping keys; strings with spaces, quotes or `=` are JSON-quoted.
+/// An occurrence that names a pod starts with [`owner`], which stands for
+/// its attribution facts.
 #[must_use]
 pub fn facts(rec: &OccurrenceRecord) -> String {
-    let mut out = String::new();
+    let owner = owner(rec);
+    let mut out = owner.clone().unwrap_or_default();
     for (k, v) in &rec.data {
-        if HIDDEN_FACTS.contains(&k.as_str()) {
+        if HIDDEN_FACTS.contains(&k.as_str())
+            || (owner.is_some() && POD_FACTS.contains(&k.as_str()))
+        {
             continue;
         }
         if !out.is_empty() {
@@ -183,6 +213,26 @@ pub fn facts(rec: &OccurrenceRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_is_shown_with_the_short_container_id_and_other_paths_as_they_are() {
+        let rec: OccurrenceRecord = serde_json::from_str(&format!(
+            r#"{{"id":"01M89ATT32SCX2F1EEETHR9Q96","timestamp":"2026-11-25T12:28:04.066Z","source":"tapio",
+            "type":"kernel.container.abnormal_exit","protocol_version":"1.0","severity":"warning","outcome":"failure",
+            "error":{{"code":"ABNORMAL_EXIT","message":"m"}},
+            "data":{{"pid":7,"pod_uid":"u-1","container_id":"{}","cgroup_path":"/kubepods/podu-1/x","qos_class":"BestEffort"}}}}"#,
+            "ab".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(facts(&rec), "pod=u-1 container=abababababab pid=7");
+        let plain: OccurrenceRecord = serde_json::from_str(
+            r#"{"id":"01M89ATT32SCX2F1EEETHR9Q96","timestamp":"2026-11-25T12:28:04.066Z","source":"tapio",
+            "type":"kernel.container.abnormal_exit","protocol_version":"1.0","severity":"warning","outcome":"failure",
+            "error":{"code":"ABNORMAL_EXIT","message":"m"},"data":{"pid":7,"cgroup_path":"/system.slice/x.service"}}"#,
+        )
+        .unwrap();
+        assert_eq!(facts(&plain), "cgroup_path=/system.slice/x.service pid=7");
+    }
 
     #[test]
     fn sparkline_scales_to_the_busiest_minute() {

@@ -203,6 +203,45 @@ pub struct StatusReport {
     pub total_occurrences: u64,
     /// Files looked at and skipped.
     pub files: Coverage,
+    /// Per pod (`status --by pod`), most facts first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods: Option<Vec<PodRow>>,
+}
+
+/// One pod's line in `status --by pod`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodRow {
+    /// `data.pod_uid`; `None` for occurrences that name no pod.
+    pub pod_uid: Option<String>,
+    /// Facts (sum of `data.count`).
+    pub facts: u64,
+    /// Occurrence files.
+    pub occurrences: u64,
+    /// Facts in the last hour.
+    pub last_hour: u64,
+    /// Newest fact, RFC 3339.
+    pub last_seen: Option<String>,
+}
+
+fn pod_rows(by_pod: &std::collections::BTreeMap<String, Tally>) -> Vec<PodRow> {
+    let mut rows: Vec<PodRow> = by_pod
+        .iter()
+        .map(|(uid, t)| PodRow {
+            pod_uid: (!uid.is_empty()).then(|| uid.clone()),
+            facts: t.count,
+            occurrences: t.files,
+            last_hour: t.last_hour(),
+            last_seen: t.last_seen_ns.map(format_rfc3339_millis),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.pod_uid.is_none(), std::cmp::Reverse(a.facts), &a.pod_uid).cmp(&(
+            b.pod_uid.is_none(),
+            std::cmp::Reverse(b.facts),
+            &b.pod_uid,
+        ))
+    });
+    rows
 }
 
 fn status_row(name: &str, state: (String, Option<String>), t: &Tally) -> StatusRow {
@@ -218,11 +257,12 @@ fn status_row(name: &str, state: (String, Option<String>), t: &Tally) -> StatusR
     }
 }
 
-/// Counts every occurrence in the directory.
+/// Counts every occurrence in the directory; `by_pod` adds the per-pod
+/// rows.
 ///
 /// # Errors
 /// When the directory cannot be listed.
-pub fn status(dir: &DataDir, now_ns: u64) -> Result<StatusReport, StoreError> {
+pub fn status(dir: &DataDir, now_ns: u64, by_pod: bool) -> Result<StatusReport, StoreError> {
     let (files, mut cov) = listed(dir, 0)?;
     let (sum, skipped) = summarize(dir, &files, &Filter::default(), now_ns);
     cov.skipped.merge(&skipped);
@@ -253,6 +293,7 @@ pub fn status(dir: &DataDir, now_ns: u64) -> Result<StatusReport, StoreError> {
         total_facts: total.count,
         total_occurrences: total.files,
         files: cov,
+        pods: by_pod.then(|| pod_rows(&sum.by_pod)),
     })
 }
 

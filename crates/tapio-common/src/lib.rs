@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 pub mod ebpf;
+pub mod kubelet;
 pub mod occurrence;
 pub mod sink;
 pub mod status;

@@ -83,6 +83,14 @@ const HELP: &[(&str, &str)] = &[
         "Controller config poll outcomes",
     ),
     (
+        "tapio_cgroup_lookups_total",
+        "Attribution cache lookups of an occurrence's cgroup id, by result",
+    ),
+    (
+        "tapio_cgroup_resolutions_total",
+        "Cgroup ids resolved to a path off the drain path, by result",
+    ),
+    (
         "tapio_config_errors_total",
         "Configs an observer's carrier failed to take",
     ),

@@ -13,6 +13,11 @@
 //!   `data` fact becomes a `tapio.data.<key>` attribute of its own type.
 //!   OTLP integers are signed 64-bit, so a `u64` above `i64::MAX` is sent
 //!   as its decimal string rather than wrapped.
+//! - Attribution facts are also sent under the OpenTelemetry semantic
+//!   convention names that exist for them ([`SEMCONV`]: `k8s.pod.uid`,
+//!   `container.id`, `container.runtime`), as log record attributes: one
+//!   batch holds many pods, and the resource is the agent on its node
+//!   (`service.name`, `host.name`), not the pod the record is about.
 //! - Severity: info → INFO (9), warning → WARN (13), critical → ERROR (17):
 //!   Tapio's critical marks a failed operation ("something went wrong"), not
 //!   a crash of the emitter (FATAL). `severity_text` keeps Tapio's word.
@@ -83,6 +88,13 @@ pub fn severity_number(s: Severity) -> SeverityNumber {
     }
 }
 
+/// Attribution facts with an OpenTelemetry semantic-convention name.
+pub const SEMCONV: [(&str, &str); 3] = [
+    ("pod_uid", "k8s.pod.uid"),
+    ("container_id", "container.id"),
+    ("container_runtime", "container.runtime"),
+];
+
 /// One occurrence as one log record.
 #[must_use]
 pub fn log_record(o: &Occurrence, observed_unix_ns: u64) -> LogRecord {
@@ -98,6 +110,11 @@ pub fn log_record(o: &Occurrence, observed_unix_ns: u64) -> LogRecord {
     ]);
     for (k, v) in o.data.iter() {
         attributes.push(kv(format!("tapio.data.{k}"), fact_value(v)));
+    }
+    for (fact, name) in SEMCONV {
+        if let Some(v) = o.data.get(fact) {
+            attributes.push(kv(name, fact_value(v)));
+        }
     }
     LogRecord {
         time_unix_nano: o.unix_ns,
@@ -296,6 +313,27 @@ mod tests {
         assert_eq!(r.severity_number, 13);
         assert_eq!(r.severity_text, "warning");
         assert_eq!(r.event_name, "kernel.network.connection_refused");
+    }
+
+    #[test]
+    fn attribution_facts_also_carry_their_semconv_names() {
+        let mut o = occ();
+        o.data
+            .str("pod_uid", "0c8a2d4e-57b1-4f3e-9a6d-1b2c3d4e5f60")
+            .str("container_id", "ab".repeat(32))
+            .str("container_runtime", "containerd")
+            .str("cgroup_path", "/kubepods/x");
+        let r = log_record(&o, 1);
+        assert_eq!(r.attributes.len(), 7 + o.data.len() + 3);
+        assert_eq!(
+            attr(&r, "k8s.pod.uid"),
+            &text("0c8a2d4e-57b1-4f3e-9a6d-1b2c3d4e5f60")
+        );
+        assert_eq!(attr(&r, "container.id"), &text("ab".repeat(32)));
+        assert_eq!(attr(&r, "container.runtime"), &text("containerd"));
+        assert_eq!(attr(&r, "tapio.data.cgroup_path"), &text("/kubepods/x"));
+        let plain = log_record(&occ(), 1);
+        assert!(plain.attributes.iter().all(|a| a.key != "k8s.pod.uid"));
     }
 
     #[test]

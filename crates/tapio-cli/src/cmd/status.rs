@@ -12,9 +12,9 @@ use crate::window::format_age;
 ///
 /// # Errors
 /// When the directory cannot be read or output cannot be written.
-pub fn run(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+pub fn run(ctx: &Ctx, json: bool, by_pod: bool, out: &mut dyn Write) -> Result<(), CliError> {
     let dir = ctx.open()?;
-    let rep = report::status(&dir, ctx.now_ns)?;
+    let rep = report::status(&dir, ctx.now_ns, by_pod)?;
     if json {
         write_json(out, &rep)?;
     } else if ctx.style.tty {
@@ -114,6 +114,30 @@ fn write_table(ctx: &Ctx, rep: &StatusReport, out: &mut dyn Write) -> Result<(),
         ]);
     }
     out.write_all(table(st, &rows).as_bytes())?;
+    if let Some(pods) = &rep.pods {
+        let head = ["POD UID", "FACTS", "OCCURRENCES", "LAST HOUR", "LAST SEEN"];
+        let mut rows = vec![head
+            .iter()
+            .map(|h| ((*h).to_owned(), Paint::Bold))
+            .collect::<Vec<_>>()];
+        for p in pods {
+            rows.push(vec![
+                (
+                    p.pod_uid.clone().unwrap_or_else(|| "(no pod)".to_owned()),
+                    Paint::Plain,
+                ),
+                (p.facts.to_string(), Paint::Plain),
+                (p.occurrences.to_string(), Paint::Plain),
+                (p.last_hour.to_string(), Paint::Plain),
+                (
+                    p.last_seen.clone().unwrap_or_else(|| "-".to_owned()),
+                    Paint::Plain,
+                ),
+            ]);
+        }
+        writeln!(out)?;
+        out.write_all(table(st, &rows).as_bytes())?;
+    }
     Ok(())
 }
 
@@ -153,5 +177,16 @@ fn write_plain(rep: &StatusReport, out: &mut dyn Write) -> Result<(), CliError> 
         "total facts={} occurrences={}",
         rep.total_facts, rep.total_occurrences
     )?;
+    for p in rep.pods.iter().flatten() {
+        writeln!(
+            out,
+            "pod={} facts={} occurrences={} last_hour={} last_seen={}",
+            p.pod_uid.as_deref().unwrap_or("-"),
+            p.facts,
+            p.occurrences,
+            p.last_hour,
+            p.last_seen.as_deref().unwrap_or("-")
+        )?;
+    }
     Ok(())
 }

@@ -46,6 +46,33 @@ impl From<StoreError> for ToolError {
     }
 }
 
+/// The `pod_uid` and `container_id` filter arguments, checked.
+fn owner_filter(args: &Args) -> Result<(Option<String>, Option<String>), RpcError> {
+    let pod_uid = args.string("pod_uid")?.map(str::to_owned);
+    if let Some(p) = &pod_uid {
+        let ok = (32..=36).contains(&p.len())
+            && p.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c) || c == b'-');
+        if !ok {
+            return Err(RpcError::params(format!(
+                "`pod_uid` must be a lowercase pod UID, not `{p}`"
+            )));
+        }
+    }
+    let container_id = args.string("container_id")?.map(str::to_owned);
+    if let Some(c) = &container_id {
+        let ok = (1..=64).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(RpcError::params(format!(
+                "`container_id` must be 1 to 64 lowercase hex digits, not `{c}`"
+            )));
+        }
+    }
+    Ok((pod_uid, container_id))
+}
+
 /// Checked arguments.
 struct Args<'m>(&'m Map<String, Value>);
 
@@ -165,7 +192,16 @@ impl<'a> Tools<'a> {
         args: &Args,
         now: u64,
     ) -> Result<Result<(Value, String), ToolError>, RpcError> {
-        args.only(&["since", "observer", "severity", "type", "limit"])?;
+        args.only(&[
+            "since",
+            "observer",
+            "severity",
+            "type",
+            "limit",
+            "pod_uid",
+            "container_id",
+        ])?;
+        let (pod_uid, container_id) = owner_filter(args)?;
         let since_ns = args.since(now)?;
         let min_severity = args
             .string("severity")?
@@ -206,6 +242,8 @@ impl<'a> Tools<'a> {
             observers: args.observer()?.into_iter().collect(),
             min_severity,
             kind,
+            pod_uid,
+            container_id,
         };
         Ok((|| {
             let dir = self.open()?;
@@ -277,11 +315,14 @@ impl<'a> Tools<'a> {
         args: &Args,
         now: u64,
     ) -> Result<Result<(Value, String), ToolError>, RpcError> {
-        args.only(&["since", "observer"])?;
+        args.only(&["since", "observer", "pod_uid", "container_id"])?;
         let since_ns = args.since(now)?;
+        let (pod_uid, container_id) = owner_filter(args)?;
         let filter = Filter {
             since_ns,
             observers: args.observer()?.into_iter().collect(),
+            pod_uid,
+            container_id,
             ..Filter::default()
         };
         Ok((|| {
