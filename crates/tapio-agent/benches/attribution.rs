@@ -81,13 +81,13 @@ fn round(recs: &[Vec<u8>], window_ms: u32, attr: Option<&Attribution>, n: u64) -
     for i in 0..n {
         let b = &recs[(i as usize) % recs.len()];
         let raw = c.raw_fold_key(b);
-        if let Some((k, boot)) = &raw {
-            if folder.absorb(k, clock.unix_ns(*boot)) {
+        if let Some((k, boot, spread)) = &raw {
+            if folder.absorb(k, clock.unix_ns(*boot), *spread) {
                 continue;
             }
         }
         let _ = c.record(b, &clock, &mut cands);
-        let key = raw.filter(|_| cands.len() == 1).map(|(k, _)| k);
+        let key = raw.filter(|_| cands.len() == 1).map(|(k, _, _)| k);
         for cand in cands.drain(..) {
             folder.push_keyed(cand, key, &mut out);
         }

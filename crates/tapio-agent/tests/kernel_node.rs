@@ -281,7 +281,7 @@ impl Faulter {
 fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
     let Some(_k) = kernel_test(&[]) else { return };
     let _busy = BusyCpus::start();
-    const WINDOW_MS: u64 = 2000;
+    const WINDOW_MS: u64 = 4000;
     const FAULTS: u64 = 16_384;
     let cfg = config_with(|c| {
         // context_switches/cpu_clock_ns is ~0 permille: below 1 in every
@@ -402,18 +402,22 @@ fn software_test_mode_reads_counters_into_labelled_windowed_deltas() {
     );
     // The faults made inside the window are in its page-fault delta.
     let faults = d["page_faults"].as_u64().unwrap();
+    // A window counts each CPU's deltas between its own snapshots, which
+    // may miss up to a second at the window's edges (the covered_ns bound
+    // above): the faults made at least that far inside are all in it.
+    let margin = 1_000_000_000;
     let mine: u64 = batches
         .iter()
-        .filter(|(t0, t1, _)| *t0 >= start && *t1 <= end)
+        .filter(|(t0, t1, _)| *t0 >= start + margin && *t1 + margin <= end)
         .map(|(_, _, n)| n)
         .sum();
     assert!(
         mine >= FAULTS,
-        "only {mine} faults provoked inside the window"
+        "only {mine} faults provoked well inside the window"
     );
     assert!(
         faults >= mine,
-        "page_faults {faults} < {mine} provoked inside the window"
+        "page_faults {faults} < {mine} provoked well inside the window"
     );
     assert!(d["context_switches"].as_u64().unwrap() > 0);
     assert_eq!(d["value_permille"], 0);
