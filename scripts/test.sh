@@ -19,7 +19,7 @@ step "cargo test --workspace"; cargo test --workspace
 step "kernel matrix: real-kernel tests on Debian 5.10, 6.1, 6.12 in QEMU"; scripts/test-kernels.sh
 step "OTLP sink (feature otlp)"; cargo test -p tapio-agent --features otlp --lib --test otlp
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
-step "profile fuzzing (bounded)"; scripts/fuzz-profile.sh
+step "fuzzing: every input parser (bounded)"; scripts/fuzz.sh "${TAPIO_FUZZ_SECS:-3}"
 step "smoke: eBPF network"; scripts/smoke-ebpf-network.sh
 step "smoke: agent and controller"; scripts/smoke-agent-controller.sh
 step "deployment artefacts"; scripts/check-deploy.sh
