@@ -132,7 +132,7 @@ pub enum Reloaded {
 pub struct ConfigState {
     current: RwLock<Arc<Snapshot>>,
     path: Option<String>,
-    mtime: Mutex<Option<(SystemTime, u64)>>,
+    mtime: Mutex<Option<Stamp>>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -162,8 +162,8 @@ impl ConfigState {
         }
     }
 
-    /// True when the profile file's mtime or size changed since the last
-    /// load (always false without a file).
+    /// True when the profile file changed (inode, size, mtime or ctime)
+    /// since the last load (always false without a file).
     pub fn file_changed(&self) -> bool {
         let Some(path) = &self.path else {
             return false;
@@ -250,9 +250,15 @@ impl ConfigState {
     }
 }
 
-fn stamp(path: &str) -> Option<(SystemTime, u64)> {
+/// What tells a changed profile file: its inode (an atomic replace, as
+/// editors and ConfigMap updates do, is a new inode even when the size and a
+/// coarse mtime are equal), size, mtime and ctime.
+type Stamp = (u64, u64, SystemTime, i64, i64);
+
+fn stamp(path: &str) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some((m.ino(), m.len(), m.modified().ok()?, m.ctime(), m.ctime_nsec()))
 }
 
 #[cfg(test)]
