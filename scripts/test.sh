@@ -7,10 +7,20 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ "$(id -u)" != 0 ]; then
-  echo "test.sh: the real-kernel tests need root" >&2
-  [ "${CI:-}" = true ] && exit 1
+# A real-kernel test that cannot run here fails; it skips only when asked
+# with TAPIO_SKIP_KERNEL_TESTS=1 (never under CI), and every skip is listed
+# at the end.
+if [ "${CI:-}" = true ] && [ -n "${TAPIO_SKIP_KERNEL_TESTS:-}" ]; then
+  echo "test.sh: TAPIO_SKIP_KERNEL_TESTS is refused under CI: every test runs" >&2
+  exit 2
 fi
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh: the real-kernel tests need root (TAPIO_SKIP_KERNEL_TESTS=1 skips them, listed at the end)" >&2
+  [ "${TAPIO_SKIP_KERNEL_TESTS:-}" = 1 ] || exit 1
+fi
+skipped=$root/target/skipped-tests.txt
+mkdir -p "$root/target"
+rm -f "$skipped"
 steps=0
 step() { steps=$((steps + 1)); printf '\n=== %s ===\n' "$*"; }
 step "system packages"; scripts/install-deps.sh
@@ -25,5 +35,9 @@ step "smoke: agent and controller"; scripts/smoke-agent-controller.sh
 step "deployment artefacts"; scripts/check-deploy.sh
 step "lean: fmt, clippy, budgets, dependency boundaries, eBPF budgets"; scripts/verify-lean.sh --skip-tests
 echo
+if [ -s "$skipped" ]; then
+  echo "!!! TAPIO_SKIP_KERNEL_TESTS=1: $(wc -l < "$skipped") tests did NOT run:" >&2
+  sed 's/^/!!!   /' "$skipped" >&2
+fi
 # set -e stops at the first failing step, so reaching here means all passed.
 echo "steps: $steps passed, 0 failed"

@@ -16,13 +16,10 @@ use std::time::{Duration, Instant};
 use tapio_agent::http::{Client, Endpoint, Request};
 use tapio_wire::{ConfigResponse, ErrorEnvelope, HelloResponse};
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
+mod skip;
 
 fn skip(why: &str) {
-    assert!(!in_ci(), "{why} (CI=true: failing instead of skipping)");
-    eprintln!("SKIP: {why}");
+    skip::cannot_run(why);
 }
 
 struct Peer(Child);

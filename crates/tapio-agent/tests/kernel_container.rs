@@ -41,8 +41,7 @@ impl Hierarchy {
         let msg = format!(
             "no memory controller: neither {MEMCG_V1} (v1) nor `memory` in {CGROUP2}/cgroup.controllers (v2)"
         );
-        assert!(!in_ci(), "{msg} (CI=true: failing instead of skipping)");
-        eprintln!("SKIP: {msg}");
+        cannot_run(&msg);
         None
     }
 

@@ -258,7 +258,13 @@ type Stamp = (u64, u64, SystemTime, i64, i64);
 fn stamp(path: &str) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.ino(), m.len(), m.modified().ok()?, m.ctime(), m.ctime_nsec()))
+    Some((
+        m.ino(),
+        m.len(),
+        m.modified().ok()?,
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
 }
 
 #[cfg(test)]
