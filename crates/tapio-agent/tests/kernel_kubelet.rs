@@ -41,7 +41,7 @@ fn hierarchies() -> Option<(PathBuf, Option<PathBuf>)> {
     }
     if v2.is_none() {
         let msg = "no cgroup2 mount in /proc/self/mountinfo";
-        cannot_run(&msg);
+        cannot_run(msg);
     }
     v2.map(|d| (d, v1))
 }
