@@ -129,6 +129,10 @@ run_vm() { # SERIES
   rm -f "$out/initrd"
 }
 
+# Kernels first, one at a time (one apt cache), then the VMs in parallel.
+for s in "${series[@]}"; do
+  "$kdir/fetch.sh" "$s" >/dev/null
+done
 pids=()
 for s in "${series[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done

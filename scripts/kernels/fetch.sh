@@ -27,13 +27,14 @@ if [ -f "$out/.done" ]; then
 fi
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
 src=$apt_dir/sources.list
-: > "$src.tmp"
+# Per series: fetches of different series may run at once.
+: > "$src.$series.tmp"
 for s in $(tr ',' ' ' <<<"$suites"); do
   base=http://deb.debian.org/debian
   case $s in *-security) base=http://deb.debian.org/debian-security ;; esac
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $base $s main" >> "$src.tmp"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $base $s main" >> "$src.$series.tmp"
 done
-mv "$src.tmp" "$src.$series"
+mv "$src.$series.tmp" "$src.$series"
 opts=(-o "Dir::Etc::SourceList=$src.$series" -o Dir::Etc::SourceParts=/dev/null
       -o "Dir::State::Lists=$apt_dir/lists.$series" -o "Dir::Cache=$apt_dir/cache"
       -o Dir::State::Status=/dev/null -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
