@@ -51,11 +51,12 @@ struct {
 
 /* struct sock * -> owner, from CLOSE -> SYN_SENT until the socket's next
  * move to CLOSE (every TCP socket passes CLOSE before it is freed, so a slot
- * never outlives its socket). Preallocated: updates work in softirq. The
- * loader shrinks it to one entry where socket storage is used. */
+ * never outlives its socket). Preallocated: updates work in softirq. One
+ * entry as built; the loader sizes it to NET_OWNER_TABLE_MAX only where
+ * socket storage is missing (owner_in_table). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NET_OWNER_TABLE_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u64);
 	__type(value, struct sock_owner);
 } owner_table SEC(".maps");

@@ -104,12 +104,10 @@ fn choose_variant(
     features: KernelFeatures,
 ) -> Option<String> {
     match observer {
-        Observer::Network if features.sk_storage_in_tracing => {
-            // Socket storage in use: the fallback table needs no room.
-            loader.map_max_entries("owner_table", 1);
-            None
-        }
+        // Socket storage in use: the fallback table keeps its one entry.
+        Observer::Network if features.sk_storage_in_tracing => None,
         Observer::Network => {
+            loader.map_max_entries("owner_table", OWNER_TABLE_MAX);
             loader.override_global("owner_in_table", &OWNER_IN_TABLE, true);
             Some(format!(
                 "socket owners kept in a table of {OWNER_TABLE_MAX} sockets: this kernel's \
