@@ -66,7 +66,9 @@ multiarch=$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")
 
 for src in "$root"/ebpf/*_monitor.c; do
   name=$(basename "$src" .c)
-  clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror \
+  # -fdebug-prefix-map: the source paths in .BTF.ext line info do not depend
+  # on where the tree is (reproducible release artefacts).
+  clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror -fdebug-prefix-map="$root=/tapio" \
     -I "$inc" -I "$root/ebpf" -I "/usr/include/$multiarch" \
     -c "$src" -o "$out/$name.o.tmp"
   # Keeps .BTF/.BTF.ext (CO-RE needs them), drops DWARF: ~16x smaller.

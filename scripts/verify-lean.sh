@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Lean verification (H3): formatting, clippy -D warnings, tests, release
-# binary budgets (H1), test-only knobs absent from release binaries,
+# binary budgets (H1) for the host build and for every shipping target
+# (aarch64 glibc, x86_64 and aarch64 musl: scripts/build-cross.sh; the same
+# budgets), test-only knobs absent from release binaries,
 # dependency boundaries (H2), eBPF object size budgets, and eBPF map count /
 # max_entries / memory budgets per object.
 #
-# Usage: scripts/verify-lean.sh [--skip-tests]
+# Usage: scripts/verify-lean.sh [--skip-tests] [--skip-cross]
 #   --skip-tests   skip `cargo test` (CI runs the suite in its own step)
+#   --skip-cross   skip the cross/static builds and the arm64 eBPF objects
 # Env: CARGO_TARGET_DIR (default <repo>/target), LEAN_DIR (default
 #      /tmp/tapio-lean: dependency snapshots, size report, eBPF map lists).
 # Exit status: 0 when every check passed (budget warnings allowed), 1 when a
@@ -22,9 +25,11 @@ target=${CARGO_TARGET_DIR:-$root/target}
 lean=${LEAN_DIR:-/tmp/tapio-lean}
 mkdir -p "$lean"
 skip_tests=false
+skip_cross=false
 for a in "$@"; do
   case $a in
     --skip-tests) skip_tests=true ;;
+    --skip-cross) skip_cross=true ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "verify-lean: unknown argument $a" >&2; exit 2 ;;
   esac
@@ -142,18 +147,50 @@ else
   fail "release build tapio-agent"
 fi
 
+# The same budgets for what ships on other targets (release tarballs and
+# images carry the musl builds; aarch64 glibc is for hosts that want it).
+if ! $skip_cross; then
+  step "release binaries per target (H1: same budgets)"
+  if cross=$(scripts/build-cross.sh); then
+    while read -r t bin s; do
+      case $bin in
+        tapio-agent)
+          echo "$bin [$t]: $s bytes ($(human "$s")); target $AGENT_TARGET, hard $AGENT_HARD" | tee -a "$report"
+          if ((s > AGENT_HARD)); then
+            fail "$bin [$t] is $s bytes, above the hard budget of $AGENT_HARD"
+          elif ((s > AGENT_TARGET)); then
+            warn "$bin [$t] is $s bytes, above the target of $AGENT_TARGET ($((s - AGENT_TARGET)) over)"
+          fi ;;
+        tapio)
+          echo "$bin [$t]: $s bytes ($(human "$s")); hard $CLI_HARD" | tee -a "$report"
+          ((s > CLI_HARD)) && fail "$bin [$t] is $s bytes, above the hard budget of $CLI_HARD" ;;
+        *) echo "$bin [$t]: $s bytes ($(human "$s")) [reported]" | tee -a "$report" ;;
+      esac
+    done <<<"$cross"
+  else
+    fail "scripts/build-cross.sh"
+  fi
+fi
+
 step "dependency boundaries (H2)"
 run "dependency boundaries" env LEAN_DIR="$lean" scripts/check-deps.sh
 
 # ---- eBPF objects ----------------------------------------------------------
 step "eBPF objects: size, maps, max_entries"
+# The host's objects, and (unless --skip-cross) the arm64 ones, same budgets.
+bpf_arches=(host)
+$skip_cross || bpf_arches+=(arm64)
+for barch in "${bpf_arches[@]}"; do
 bpf=$target/bpf
-if ! scripts/build-ebpf.sh "$bpf" > "$lean/build-ebpf.log" 2>&1; then
+args=()
+if [[ $barch == arm64 ]]; then bpf=$target/bpf-arm64 args=(--arch arm64); fi
+if ! scripts/build-ebpf.sh "${args[@]}" "$bpf" > "$lean/build-ebpf.log" 2>&1; then
   cat "$lean/build-ebpf.log" >&2
-  fail "scripts/build-ebpf.sh"
+  fail "scripts/build-ebpf.sh ${args[*]}"
 else
   for obj in "$bpf"/*.o; do
     name=$(basename "$obj" .o)
+    [[ $barch == arm64 ]] && printf "[arm64] "
     if [[ -z "${BPF_SIZE[$name]:-}" ]]; then
       fail "$name.o has no budget: add it to scripts/verify-lean.sh"
       continue
@@ -185,6 +222,7 @@ PY
     [[ -f "$bpf/$name.o" ]] || fail "$name.o has a budget but was not built"
   done
 fi
+done
 
 echo
 echo "verify-lean: report in $report; dependency snapshots in $lean/deps-*.txt"
