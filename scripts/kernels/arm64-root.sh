@@ -59,7 +59,15 @@ for d in bin sbin lib; do
   fi
   ln -sfn "usr/$d" "$out/$d"
 done
+# Only the tools stay executable: the packages' other programs (util-linux's
+# mount among them, without its libraries) would shadow busybox's applets.
+keep=" ${TOOLS[*]} busybox dash "
+for d in usr/bin usr/sbin; do
+  for f in "$out/$d"/*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    case $keep in *" $(basename "$f") "*) ;; *) rm -f "$f" ;; esac
+  done
+done
 [ -x "$out/usr/bin/busybox" ] || { echo "arm64-root: busybox missing from the unpacked root" >&2; exit 1; }
-ln -sf busybox "$out/usr/bin/busybox.static" 2>/dev/null || true
 echo "${!pkgs[*]}" | tr ' ' '\n' | sort > "$out/.packages"
 touch "$out/.done"

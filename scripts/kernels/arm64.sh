@@ -9,9 +9,11 @@ rustup target list --installed 2>/dev/null | grep -qx "$a64" || rustup target ad
 tdir=${CARGO_TARGET_DIR:-$root/target}
 bpf_dir=$root/target/bpf-arm64
 scripts/build-ebpf.sh --arch arm64 "$bpf_dir" >/dev/null
-cargo build -q -p tapio-agent --bin tapio-agent --target "$a64"
-agent_bin=$tdir/$a64/debug/tapio-agent
-mapfile -t bins < <(cargo test -q -p tapio-agent --target "$a64" --no-run --message-format=json \
+# Profile kmatrix (Cargo.toml): dev, optimised; a debug agent is too slow
+# to start under TCG aarch64.
+cargo build -q -p tapio-agent --bin tapio-agent --target "$a64" --profile kmatrix
+agent_bin=$tdir/$a64/kmatrix/tapio-agent
+mapfile -t bins < <(cargo test -q -p tapio-agent --target "$a64" --profile kmatrix --no-run --message-format=json \
   --test 'kernel_*' 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
