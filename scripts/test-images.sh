@@ -23,10 +23,16 @@ command -v qemu-aarch64-static >/dev/null || {
 version=$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)
 work=$(mktemp -d)
 mounts=()
+# Never rm -rf through a mount still bound into a root (the host's /sys).
+mounted_under() { grep -q " $1/" /proc/mounts; }
 cleanup() {
   local m
   for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$work"
+  if mounted_under "$work"; then
+    echo "test-images: mounts left under $work, not removing it" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 passed=0 failed=0
@@ -79,9 +85,13 @@ while read -r name archive; do
     if [ "$image" = tapio-agent ]; then
       n=$(ls "$r/opt/tapio/ebpf/"*.o 2>/dev/null | wc -l)
       check "$name $arch: 4 eBPF objects in /opt/tapio/ebpf" test "$n" = 4
+      # Preflight: /proc (the kernel release) but no /sys (no BTF).
+      mkdir -p "$r/proc"
+      mount -t proc proc "$r/proc" && mounts+=("$r/proc")
       rc=0
       said=$(chroot "$r" "${emu[@]}" /usr/bin/tapio-agent --ebpf-dir=/opt/tapio/ebpf \
         --data-dir=/var/lib/tapio/occurrences --sink=stdout 2>&1 </dev/null) || rc=$?
+      umount "$r/proc"
       check "$name $arch: preflight without /sys exits 3 naming the BTF (rc=$rc: $said)" \
         bash -c '[ "$1" = 3 ] && [[ $2 == *"kernel BTF missing"* ]]' _ "$rc" "$said"
       if [ "$arch" = amd64 ]; then
@@ -89,7 +99,7 @@ while read -r name archive; do
         mount -t proc proc "$r/proc" && mounts+=("$r/proc")
         mount --rbind /sys "$r/sys" && mounts+=("$r/sys")
         rc=0
-        timeout -s TERM 8 chroot "$r" /usr/bin/tapio-agent --ebpf-dir=/opt/tapio/ebpf \
+        timeout --preserve-status -s TERM 8 chroot "$r" /usr/bin/tapio-agent --ebpf-dir=/opt/tapio/ebpf \
           --data-dir=/var/lib/tapio/occurrences --sink=stdout >"$work/agent.out" 2>"$work/agent.err" </dev/null || rc=$?
         umount -l "$r/sys" "$r/proc"
         running=$(grep -c "observer running" "$work/agent.err" || true)
@@ -98,7 +108,7 @@ while read -r name archive; do
         [ "$rc" = 0 ] && [ "$running" -ge 3 ] || sed 's/^/  agent: /' "$work/agent.err" | tail -20 >&2
       fi
     fi
-    rm -rf "$r"
+    mounted_under "$r" || rm -rf "$r"
   done
 done < "$dir/images.txt"
 
