@@ -1,6 +1,7 @@
 # Sourced by scripts/test-kernels.sh --arch arm64: builds what the arm64 VMs
 # run and defines run_arm64_vm. Sets bins (the aarch64 kernel_* test
-# binaries), agent_bin, fuse_bin, bpf_dir; exports TAPIO_TOOLS_ROOT (the arm64
+# binaries), helpers (the examples they run), agent_bin, fuse_bin, bpf_dir;
+# exports TAPIO_TOOLS_ROOT (the arm64
 # root of busybox, dash and the tools, scripts/kernels/arm64-root.sh) and
 # TAPIO_EARLY_MODULES (the report port's driver) for initramfs.sh.
 # shellcheck shell=bash
@@ -13,8 +14,9 @@ scripts/build-ebpf.sh --arch arm64 "$bpf_dir" >/dev/null
 # to start under TCG aarch64.
 cargo build -q -p tapio-agent --bin tapio-agent --target "$a64" --profile kmatrix
 agent_bin=$tdir/$a64/kmatrix/tapio-agent
-mapfile -t bins < <(cargo test -q -p tapio-agent --target "$a64" --profile kmatrix --no-run --message-format=json \
-  --test 'kernel_*' 2>/dev/null | python3 -c '
+artifacts=$work/artifacts-arm64.txt
+cargo test -q -p tapio-agent --target "$a64" --profile kmatrix --no-run --message-format=json \
+  --test 'kernel_*' --examples 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     try:
@@ -22,9 +24,16 @@ for line in sys.stdin:
     except ValueError:
         continue
     t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name", "").startswith("kernel_"):
-        print(m["executable"])
-')
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    if t.get("name", "").startswith("kernel_"):
+        print("test", m["executable"])
+    elif "example" in t.get("kind", []):
+        print("example", m["executable"])
+' > "$artifacts"
+mapfile -t bins < <(awk '$1 == "test" {print $2}' "$artifacts")
+# Helper programs the tests run (crates/tapio-agent/examples).
+mapfile -t helpers < <(awk '$1 == "example" {print $2}' "$artifacts")
 [ ${#bins[@]} -gt 0 ] || { echo "test-kernels: no aarch64 kernel_* test binaries built" >&2; exit 1; }
 export TAPIO_TOOLS_ROOT=$work/arm64-root
 "$kdir/arm64-root.sh" "$TAPIO_TOOLS_ROOT"
