@@ -39,6 +39,12 @@ done
 AGENT_TARGET=1250000   # H1 target: warn above
 AGENT_HARD=1500000     # H1 hard: fail above (default features)
 CLI_HARD=900000        # H1 hard for `tapio`
+# Static (musl) agents link libc and its start-up in: 65 KB (aarch64) to
+# 125 KB (x86_64, static-pie) over the glibc build of the same source. H1's
+# hard budget is for the glibc x86_64 agent; the static agents that images and
+# release tarballs ship get their own, raised explicitly in issue 17 (the
+# x86_64 musl agent was 1,509,616 bytes on 2026-11-30, 1.39 MB with glibc).
+AGENT_HARD_STATIC=1600000
 # eBPF objects (stripped of DWARF by build-ebpf.sh, .BTF kept): size, map
 # count, largest ring buffer, largest max_entries of any other map, and the
 # sum of the maps' estimated memory (entries x (key + value); ring buffers by
@@ -155,9 +161,11 @@ if ! $skip_cross; then
     while read -r t bin s; do
       case $bin in
         tapio-agent)
-          echo "$bin [$t]: $s bytes ($(human "$s")); target $AGENT_TARGET, hard $AGENT_HARD" | tee -a "$report"
-          if ((s > AGENT_HARD)); then
-            fail "$bin [$t] is $s bytes, above the hard budget of $AGENT_HARD"
+          hard=$AGENT_HARD
+          [[ $t == *-musl ]] && hard=$AGENT_HARD_STATIC
+          echo "$bin [$t]: $s bytes ($(human "$s")); target $AGENT_TARGET, hard $hard" | tee -a "$report"
+          if ((s > hard)); then
+            fail "$bin [$t] is $s bytes, above the hard budget of $hard"
           elif ((s > AGENT_TARGET)); then
             warn "$bin [$t] is $s bytes, above the target of $AGENT_TARGET ($((s - AGENT_TARGET)) over)"
           fi ;;
