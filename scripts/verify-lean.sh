@@ -191,21 +191,22 @@ $skip_cross || bpf_arches+=(arm64)
 for barch in "${bpf_arches[@]}"; do
 bpf=$target/bpf
 args=()
-if [[ $barch == arm64 ]]; then bpf=$target/bpf-arm64 args=(--arch arm64); fi
+tag=
+if [[ $barch == arm64 ]]; then bpf=$target/bpf-arm64 args=(--arch arm64) tag="[arm64] "; fi
 if ! scripts/build-ebpf.sh "${args[@]}" "$bpf" > "$lean/build-ebpf.log" 2>&1; then
   cat "$lean/build-ebpf.log" >&2
   fail "scripts/build-ebpf.sh ${args[*]}"
 else
   for obj in "$bpf"/*.o; do
     name=$(basename "$obj" .o)
-    [[ $barch == arm64 ]] && printf "[arm64] "
+    printf '%s' "$tag"
     if [[ -z "${BPF_SIZE[$name]:-}" ]]; then
-      fail "$name.o has no budget: add it to scripts/verify-lean.sh"
+      fail "$tag$name.o has no budget: add it to scripts/verify-lean.sh"
       continue
     fi
     s=$(size_of "$obj")
     if ! python3 scripts/bpf-maps.py "$obj" > "$lean/maps-$name.jsonl"; then
-      fail "$name.o: cannot list its maps (bpftool btf dump)"
+      fail "$tag$name.o: cannot list its maps (bpftool btf dump)"
       continue
     fi
     read -r nmaps ring entries bytes worst < <(python3 - "$lean/maps-$name.jsonl" <<'PY'
@@ -220,14 +221,14 @@ PY
     printf '%-18s %6d bytes (budget %6d)  maps %2d (≤%2d)  ringbuf %7d (≤%7d)  max_entries %6d [%s] (≤%6d)  map memory %7d (≤%7d)\n' \
       "$name" "$s" "${BPF_SIZE[$name]}" "$nmaps" "${BPF_MAPS[$name]}" "$ring" "${BPF_RINGBUF[$name]}" \
       "$entries" "$worst" "${BPF_ENTRIES[$name]}" "$bytes" "${BPF_BYTES[$name]}" | tee -a "$report"
-    ((s > BPF_SIZE[$name])) && fail "$name.o is $s bytes, above its budget of ${BPF_SIZE[$name]}"
-    ((nmaps > BPF_MAPS[$name])) && fail "$name.o declares $nmaps maps, above its budget of ${BPF_MAPS[$name]}"
-    ((ring > BPF_RINGBUF[$name])) && fail "$name.o ring buffer is $ring bytes, above its budget of ${BPF_RINGBUF[$name]}"
-    ((entries > BPF_ENTRIES[$name])) && fail "$name.o map \`$worst\` has max_entries $entries, above the budget of ${BPF_ENTRIES[$name]}"
-    ((bytes > BPF_BYTES[$name])) && fail "$name.o maps ask for ~$bytes bytes, above the budget of ${BPF_BYTES[$name]}"
+    ((s > BPF_SIZE[$name])) && fail "$tag$name.o is $s bytes, above its budget of ${BPF_SIZE[$name]}"
+    ((nmaps > BPF_MAPS[$name])) && fail "$tag$name.o declares $nmaps maps, above its budget of ${BPF_MAPS[$name]}"
+    ((ring > BPF_RINGBUF[$name])) && fail "$tag$name.o ring buffer is $ring bytes, above its budget of ${BPF_RINGBUF[$name]}"
+    ((entries > BPF_ENTRIES[$name])) && fail "$tag$name.o map \`$worst\` has max_entries $entries, above the budget of ${BPF_ENTRIES[$name]}"
+    ((bytes > BPF_BYTES[$name])) && fail "$tag$name.o maps ask for ~$bytes bytes, above the budget of ${BPF_BYTES[$name]}"
   done
   for name in "${!BPF_SIZE[@]}"; do
-    [[ -f "$bpf/$name.o" ]] || fail "$name.o has a budget but was not built"
+    [[ -f "$bpf/$name.o" ]] || fail "$tag$name.o has a budget but was not built"
   done
 fi
 done
