@@ -7,7 +7,7 @@
 # in the root: exit 3 naming the missing BTF) and, on amd64, a real start with
 # the host's /proc and /sys bound in (its eBPF objects load, SIGTERM stops it
 # with exit 0). arm64 runs under qemu-aarch64 user mode copied into the root
-# (qemu-user does not emulate bpf(2): no real start there). Also checks that
+# (no real start there: not tried through qemu-user's syscall translation). Also checks that
 # deploy/kubernetes names exactly the images that were built.
 #
 # Usage: scripts/test-images.sh [IMAGES_DIR]   (default target/images; root)
