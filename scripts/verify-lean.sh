@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Lean verification (H3): formatting, clippy -D warnings, tests, release
-# binary budgets (H1), test-only knobs absent from release binaries,
+# binary budgets (H1) for the host build and for every shipping target
+# (aarch64 glibc, x86_64 and aarch64 musl: scripts/build-cross.sh; the same
+# budgets), test-only knobs absent from release binaries,
 # dependency boundaries (H2), eBPF object size budgets, and eBPF map count /
 # max_entries / memory budgets per object.
 #
-# Usage: scripts/verify-lean.sh [--skip-tests]
+# Usage: scripts/verify-lean.sh [--skip-tests] [--skip-cross]
 #   --skip-tests   skip `cargo test` (CI runs the suite in its own step)
+#   --skip-cross   skip the cross/static builds and the arm64 eBPF objects
 # Env: CARGO_TARGET_DIR (default <repo>/target), LEAN_DIR (default
 #      /tmp/tapio-lean: dependency snapshots, size report, eBPF map lists).
 # Exit status: 0 when every check passed (budget warnings allowed), 1 when a
@@ -22,9 +25,11 @@ target=${CARGO_TARGET_DIR:-$root/target}
 lean=${LEAN_DIR:-/tmp/tapio-lean}
 mkdir -p "$lean"
 skip_tests=false
+skip_cross=false
 for a in "$@"; do
   case $a in
     --skip-tests) skip_tests=true ;;
+    --skip-cross) skip_cross=true ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "verify-lean: unknown argument $a" >&2; exit 2 ;;
   esac
@@ -34,6 +39,12 @@ done
 AGENT_TARGET=1250000   # H1 target: warn above
 AGENT_HARD=1500000     # H1 hard: fail above (default features)
 CLI_HARD=900000        # H1 hard for `tapio`
+# Static (musl) agents link libc and its start-up in: 65 KB (aarch64) to
+# 125 KB (x86_64, static-pie) over the glibc build of the same source. H1's
+# hard budget is for the glibc x86_64 agent; the static agents that images and
+# release tarballs ship get their own, raised explicitly in issue 17 (the
+# x86_64 musl agent was 1,509,616 bytes on 2026-11-30, 1.39 MB with glibc).
+AGENT_HARD_STATIC=1600000
 # eBPF objects (stripped of DWARF by build-ebpf.sh, .BTF kept): size, map
 # count, largest ring buffer, largest max_entries of any other map, and the
 # sum of the maps' estimated memory (entries x (key + value); ring buffers by
@@ -145,25 +156,60 @@ else
   fail "release build tapio-agent"
 fi
 
+# The same budgets for what ships on other targets (release tarballs and
+# images carry the musl builds; aarch64 glibc is for hosts that want it).
+if ! $skip_cross; then
+  step "release binaries per target (H1: same budgets)"
+  if cross=$(scripts/build-cross.sh); then
+    while read -r t bin s; do
+      case $bin in
+        tapio-agent)
+          hard=$AGENT_HARD
+          [[ $t == *-musl ]] && hard=$AGENT_HARD_STATIC
+          echo "$bin [$t]: $s bytes ($(human "$s")); target $AGENT_TARGET, hard $hard" | tee -a "$report"
+          if ((s > hard)); then
+            fail "$bin [$t] is $s bytes, above the hard budget of $hard"
+          elif ((s > AGENT_TARGET)); then
+            warn "$bin [$t] is $s bytes, above the target of $AGENT_TARGET ($((s - AGENT_TARGET)) over)"
+          fi ;;
+        tapio)
+          echo "$bin [$t]: $s bytes ($(human "$s")); hard $CLI_HARD" | tee -a "$report"
+          ((s > CLI_HARD)) && fail "$bin [$t] is $s bytes, above the hard budget of $CLI_HARD" ;;
+        *) echo "$bin [$t]: $s bytes ($(human "$s")) [reported]" | tee -a "$report" ;;
+      esac
+    done <<<"$cross"
+  else
+    fail "scripts/build-cross.sh"
+  fi
+fi
+
 step "dependency boundaries (H2)"
 run "dependency boundaries" env LEAN_DIR="$lean" scripts/check-deps.sh
 
 # ---- eBPF objects ----------------------------------------------------------
 step "eBPF objects: size, maps, max_entries"
+# The host's objects, and (unless --skip-cross) the arm64 ones, same budgets.
+bpf_arches=(host)
+$skip_cross || bpf_arches+=(arm64)
+for barch in "${bpf_arches[@]}"; do
 bpf=$target/bpf
-if ! scripts/build-ebpf.sh "$bpf" > "$lean/build-ebpf.log" 2>&1; then
+args=()
+tag=
+if [[ $barch == arm64 ]]; then bpf=$target/bpf-arm64 args=(--arch arm64) tag="[arm64] "; fi
+if ! scripts/build-ebpf.sh "${args[@]}" "$bpf" > "$lean/build-ebpf.log" 2>&1; then
   cat "$lean/build-ebpf.log" >&2
-  fail "scripts/build-ebpf.sh"
+  fail "scripts/build-ebpf.sh ${args[*]}"
 else
   for obj in "$bpf"/*.o; do
     name=$(basename "$obj" .o)
+    printf '%s' "$tag"
     if [[ -z "${BPF_SIZE[$name]:-}" ]]; then
-      fail "$name.o has no budget: add it to scripts/verify-lean.sh"
+      fail "$tag$name.o has no budget: add it to scripts/verify-lean.sh"
       continue
     fi
     s=$(size_of "$obj")
     if ! python3 scripts/bpf-maps.py "$obj" > "$lean/maps-$name.jsonl"; then
-      fail "$name.o: cannot list its maps (bpftool btf dump)"
+      fail "$tag$name.o: cannot list its maps (bpftool btf dump)"
       continue
     fi
     read -r nmaps ring entries bytes worst < <(python3 - "$lean/maps-$name.jsonl" <<'PY'
@@ -178,16 +224,17 @@ PY
     printf '%-18s %6d bytes (budget %6d)  maps %2d (≤%2d)  ringbuf %7d (≤%7d)  max_entries %6d [%s] (≤%6d)  map memory %7d (≤%7d)\n' \
       "$name" "$s" "${BPF_SIZE[$name]}" "$nmaps" "${BPF_MAPS[$name]}" "$ring" "${BPF_RINGBUF[$name]}" \
       "$entries" "$worst" "${BPF_ENTRIES[$name]}" "$bytes" "${BPF_BYTES[$name]}" | tee -a "$report"
-    ((s > BPF_SIZE[$name])) && fail "$name.o is $s bytes, above its budget of ${BPF_SIZE[$name]}"
-    ((nmaps > BPF_MAPS[$name])) && fail "$name.o declares $nmaps maps, above its budget of ${BPF_MAPS[$name]}"
-    ((ring > BPF_RINGBUF[$name])) && fail "$name.o ring buffer is $ring bytes, above its budget of ${BPF_RINGBUF[$name]}"
-    ((entries > BPF_ENTRIES[$name])) && fail "$name.o map \`$worst\` has max_entries $entries, above the budget of ${BPF_ENTRIES[$name]}"
-    ((bytes > BPF_BYTES[$name])) && fail "$name.o maps ask for ~$bytes bytes, above the budget of ${BPF_BYTES[$name]}"
+    ((s > BPF_SIZE[$name])) && fail "$tag$name.o is $s bytes, above its budget of ${BPF_SIZE[$name]}"
+    ((nmaps > BPF_MAPS[$name])) && fail "$tag$name.o declares $nmaps maps, above its budget of ${BPF_MAPS[$name]}"
+    ((ring > BPF_RINGBUF[$name])) && fail "$tag$name.o ring buffer is $ring bytes, above its budget of ${BPF_RINGBUF[$name]}"
+    ((entries > BPF_ENTRIES[$name])) && fail "$tag$name.o map \`$worst\` has max_entries $entries, above the budget of ${BPF_ENTRIES[$name]}"
+    ((bytes > BPF_BYTES[$name])) && fail "$tag$name.o maps ask for ~$bytes bytes, above the budget of ${BPF_BYTES[$name]}"
   done
   for name in "${!BPF_SIZE[@]}"; do
-    [[ -f "$bpf/$name.o" ]] || fail "$name.o has a budget but was not built"
+    [[ -f "$bpf/$name.o" ]] || fail "$tag$name.o has a budget but was not built"
   done
 fi
+done
 
 echo
 echo "verify-lean: report in $report; dependency snapshots in $lean/deps-*.txt"

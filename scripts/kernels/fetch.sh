@@ -4,7 +4,9 @@
 # untouched), unpacks it and caches the result under target/kernels/<series>/.
 #
 # Usage: scripts/kernels/fetch.sh SERIES
-#   SERIES is a line of scripts/kernels/kernels.list ("5.10", "6.1", "6.12").
+#   SERIES is a line of scripts/kernels/kernels.list ("5.10", "6.1", "6.12")
+#   or of scripts/kernels/kernels-arm64.list ("arm64-6.1", ...: arm64 packages,
+#   fetched through an [arch=arm64] sources entry).
 # Prints the unpacked directory (holding boot/vmlinuz-* and lib/modules/*).
 #
 # The newest package of the series that the archive still serves is taken;
@@ -14,8 +16,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 series=${1:?usage: fetch.sh SERIES}
 list=$root/scripts/kernels/kernels.list
+arch=amd64
 line=$(awk -v s="$series" '$1 == s' "$list")
-[ -n "$line" ] || { echo "fetch.sh: series \`$series\` not in $list" >&2; exit 2; }
+if [ -z "$line" ]; then
+  list=$root/scripts/kernels/kernels-arm64.list
+  arch=arm64
+  line=$(awk -v s="$series" '$1 == s' "$list")
+fi
+[ -n "$line" ] || { echo "fetch.sh: series \`$series\` not in scripts/kernels/kernels{,-arm64}.list" >&2; exit 2; }
 read -r _ suites pattern <<<"$line"
 
 cache=$root/target/kernels
@@ -32,12 +40,13 @@ src=$apt_dir/sources.list
 for s in $(tr ',' ' ' <<<"$suites"); do
   base=http://deb.debian.org/debian
   case $s in *-security) base=http://deb.debian.org/debian-security ;; esac
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $base $s main" >> "$src.$series.tmp"
+  echo "deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $base $s main" >> "$src.$series.tmp"
 done
 mv "$src.$series.tmp" "$src.$series"
 opts=(-o "Dir::Etc::SourceList=$src.$series" -o Dir::Etc::SourceParts=/dev/null
       -o "Dir::State::Lists=$apt_dir/lists.$series" -o "Dir::Cache=$apt_dir/cache"
-      -o Dir::State::Status=/dev/null -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+      -o Dir::State::Status=/dev/null -o Debug::NoLocking=1 -o APT::Sandbox::User=root
+      -o "APT::Architecture=$arch" -o "APT::Architectures=$arch")
 mkdir -p "$apt_dir/lists.$series/partial"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >/dev/null

@@ -9,6 +9,12 @@
 #
 # Usage: initramfs.sh common OUT.cpio TESTS.list ENV_FILE FILE...
 #        initramfs.sh modules OUT.cpio KERNEL_DIR
+# Env (other architectures, see scripts/kernels/arm64-root.sh):
+#   TAPIO_TOOLS_ROOT=DIR   take busybox, the tools and their libraries from
+#                          this unpacked root (copied whole) instead of the
+#                          host, and copy FILEs without ldd (cross binaries);
+#   TAPIO_EARLY_MODULES    modules loaded before the report port opens (its
+#                          driver), listed in /modules.early.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -46,13 +52,24 @@ common)
   shift 3
   stage=$(mktemp -d)
   trap 'rm -rf "$stage"' EXIT
+  troot=${TAPIO_TOOLS_ROOT:-}
+  [ -z "$troot" ] || cp -a "$troot/." "$stage/"
   mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,lib64,etc,dev}
-  cp /bin/busybox "$stage/bin/busybox"
+  [ -n "$troot" ] || cp /bin/busybox "$stage/bin/busybox"
   cp "$here/init" "$stage/init"
   chmod 755 "$stage/init"
   cp "$list" "$stage/tests.list"
   cp "$envf" "$stage/tests.env"
   for t in "${TOOLS[@]}"; do
+    if [ -n "$troot" ]; then
+      p=
+      for d in usr/sbin usr/bin sbin bin; do
+        [ -e "$troot/$d/$t" ] && { p=/$d/$t; break; }
+      done
+      [ -n "$p" ] || { echo "initramfs.sh: tool \`$t\` missing from $troot" >&2; exit 1; }
+      ln -sf "$p" "$stage/usr/local/bin/$t"
+      continue
+    fi
     p=$(command -v "$t") || { echo "initramfs.sh: host tool \`$t\` missing" >&2; exit 1; }
     copy_with_libs "$(readlink -f "$p")" "$stage"
     ln -sf "$(readlink -f "$p")" "$stage/usr/local/bin/$t"
@@ -61,13 +78,19 @@ common)
     if [ -d "$f" ]; then
       mkdir -p "$stage$f"
       cp -a "$f/." "$stage$f/"
+    elif [ -n "$troot" ]; then
+      mkdir -p "$stage$(dirname "$f")" && cp -L "$f" "$stage$f"
     else
       copy_with_libs "$f" "$stage"
     fi
   done
   # busybox sh runs its own applets before PATH (its `ip` has no netns):
   # the tests' `sh -c` gets dash, which finds the real tools first.
-  ln -sf "$(readlink -f "$(command -v dash)")" "$stage/usr/local/bin/sh"
+  if [ -n "$troot" ]; then
+    ln -sf /usr/bin/dash "$stage/usr/local/bin/sh"
+  else
+    ln -sf "$(readlink -f "$(command -v dash)")" "$stage/usr/local/bin/sh"
+  fi
   echo "root:x:0:0:root:/root:/bin/sh" > "$stage/etc/passwd"
   echo "root:x:0:" > "$stage/etc/group"
   mkdir -p "$stage/etc/iproute2"
@@ -96,11 +119,20 @@ modules)
     for d in ${deps_of[$m]}; do visit "$d"; done
     order+=("$m")
   }
+  : > "$stage/modules.order"
+  if [ -n "${TAPIO_EARLY_MODULES:-}" ]; then
+    for n in $TAPIO_EARLY_MODULES; do
+      [ -n "${path_of[$n]:-}" ] && visit "${path_of[$n]}"
+    done
+    for m in "${order[@]}"; do
+      b=$(basename "$m"); echo "${b%.ko*}.ko" >> "$stage/modules.early"
+    done
+    touch "$stage/modules.early"
+  fi
   for n in "${WANTED_MODULES[@]}"; do
     # Built into this kernel (modules.builtin) or absent: nothing to load.
     [ -n "${path_of[$n]:-}" ] && visit "${path_of[$n]}"
   done
-  : > "$stage/modules.order"
   for m in "${order[@]}"; do
     b=$(basename "$m")
     case $b in

@@ -81,16 +81,20 @@ pub fn check_host() -> Result<(), PreflightError> {
 
 /// Caps glibc malloc at two arenas: the agent's few threads (runtime,
 /// sinks, controller) allocate little, and one arena per thread would keep
-/// megabytes of freed memory resident (RSS budget).
+/// megabytes of freed memory resident (RSS budget). A no-op on musl (static
+/// builds), whose allocator has no per-thread arenas.
 pub fn limit_malloc_arenas() {
     // SAFETY: mallopt only adjusts allocator tuning.
+    #[cfg(target_env = "gnu")]
     let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
 }
 
 /// Returns freed heap memory to the OS (after start-up, when loading the
 /// eBPF objects and parsing kernel BTF has allocated and freed megabytes).
+/// A no-op on musl, whose allocator returns freed pages by itself.
 pub fn release_free_memory() {
     // SAFETY: malloc_trim only releases free memory of the allocator.
+    #[cfg(target_env = "gnu")]
     let _ = unsafe { libc::malloc_trim(0) };
 }
 
