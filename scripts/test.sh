@@ -30,20 +30,16 @@ step "system packages"; scripts/install-deps.sh
 step "eBPF objects"; scripts/build-ebpf.sh target/bpf
 step "cargo test --workspace"; cargo test --workspace
 step "kernel matrix: real-kernel tests on Debian 5.10, 6.1, 6.12 in QEMU"; scripts/test-kernels.sh
-step "cross builds: aarch64 glibc, x86_64 and aarch64 musl (static)"; scripts/build-cross.sh
-step "kernel matrix arm64: refused, SIGSEGV, OOM (cgroup v2), I/O error on Debian arm64 6.1, 6.12"
-scripts/test-kernels.sh --arch arm64
-step "images: podman build amd64+arm64 FROM scratch, manifest lists, chroot runs"
-scripts/build-images.sh
-scripts/test-images.sh
-step "release tarballs: reproducible (two builds, same SHA256SUMS)"; scripts/test-release.sh
 step "OTLP sink (feature otlp)"; cargo test -p tapio-agent --features otlp --lib --test otlp
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
 step "fuzzing: every input parser (bounded)"; scripts/fuzz.sh "${TAPIO_FUZZ_SECS:-3}"
 step "smoke: eBPF network"; scripts/smoke-ebpf-network.sh
 step "smoke: agent and controller"; scripts/smoke-agent-controller.sh
 step "deployment artefacts"; scripts/check-deploy.sh
-step "lean: fmt, clippy, budgets, dependency boundaries, eBPF budgets"; scripts/verify-lean.sh --skip-tests
+# Cross/static builds, the arm64 matrix, images and release reproducibility
+# run in scripts/test-shipping.sh, not here yet: together they would take
+# this suite near CI's 90 minutes on a 2-core machine (README).
+step "lean: fmt, clippy, budgets, dependency boundaries, eBPF budgets"; scripts/verify-lean.sh --skip-tests --skip-cross
 took
 echo
 if [ -s "$skipped" ]; then
