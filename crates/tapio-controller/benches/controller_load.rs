@@ -9,6 +9,12 @@
 //! occurrences per batch (10), `--interval-ms I` pause per agent between
 //! requests (0 = closed loop: next request as soon as the answer is in).
 //! Reports sustained requests/s, events/s and latency percentiles.
+//!
+//! Soak mode (`scripts/soak.sh`): `--target 127.0.0.1:PORT` drives an
+//! already running controller instead of spawning one, for `--secs` up to
+//! 4 h, surviving its pauses and restarts (per-request timeout, reconnect
+//! with backoff, hello again on `409`), and prints one totals line every
+//! `--report-secs` (10) and at the end. Loopback targets only.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -24,6 +30,8 @@ struct Opts {
     secs: u64,
     batch: usize,
     interval_ms: u64,
+    target: Option<std::net::SocketAddr>,
+    report_secs: u64,
 }
 
 fn opts() -> Opts {
@@ -32,6 +40,8 @@ fn opts() -> Opts {
         secs: 20,
         batch: 10,
         interval_ms: 0,
+        target: None,
+        report_secs: 10,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -42,12 +52,23 @@ fn opts() -> Opts {
             "--secs" => o.secs = v().unwrap_or(20).min(300),
             "--batch" => o.batch = v().unwrap_or(10) as usize,
             "--interval-ms" => o.interval_ms = v().unwrap_or(0),
+            "--target" => o.target = args.get(i + 1).and_then(|s| s.parse().ok()),
+            "--report-secs" => o.report_secs = v().unwrap_or(10).max(1),
             _ => {
                 i += 1;
                 continue;
             }
         }
         i += 2;
+    }
+    if o.target.is_some() {
+        // Soak mode: longer runs, still bounded.
+        let secs = args
+            .iter()
+            .position(|a| a == "--secs")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse::<u64>().ok());
+        o.secs = secs.unwrap_or(20).min(4 * 3600);
     }
     o
 }
@@ -178,9 +199,196 @@ async fn agent(
     lat
 }
 
+#[derive(Default)]
+struct SoakTotals {
+    requests: AtomicU64,
+    events: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    reconnects: AtomicU64,
+    rehellos: AtomicU64,
+}
+
+/// One simulated agent against an external controller that may be paused,
+/// killed and restarted: every request has a deadline, a broken connection
+/// is reopened with backoff, `409 unknown_agent` means hello again.
+async fn soak_agent(id: usize, o: Arc<Opts>, deadline: Instant, t: Arc<SoakTotals>) {
+    const REQ_TIMEOUT: Duration = Duration::from_secs(10);
+    let addr = o.target.expect("soak target");
+    let agent_id = format!("fleet-{id}");
+    let occurrences: Vec<String> = (0..o.batch).map(occurrence).collect();
+    let occurrences = occurrences.join(",");
+    let mut session = String::new();
+    let mut seq = 0u64;
+    let mut step = 0u64;
+    let backoff = |n: u64| Duration::from_millis(200 + (id as u64 * 7919 + n * 104_729) % 800);
+    tokio::time::sleep(Duration::from_micros(
+        (id as u64 * 1_000_000) / o.agents.max(1) as u64,
+    ))
+    .await;
+    let mut attempt = 0u64;
+    'connect: while Instant::now() < deadline {
+        let stream =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+                .await;
+        let Ok(Ok(stream)) = stream else {
+            t.errors.fetch_add(1, Relaxed);
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(Ok((mut tx, conn))) = tokio::time::timeout(
+            Duration::from_secs(2),
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+        )
+        .await
+        else {
+            t.errors.fetch_add(1, Relaxed);
+            continue;
+        };
+        let conn = tokio::spawn(conn);
+        t.reconnects.fetch_add(1, Relaxed);
+        while Instant::now() < deadline {
+            let (path, body) = if session.is_empty() {
+                (
+                    "/v1/agents/hello",
+                    format!(
+                        r#"{{"agent_id":"{agent_id}","node":"node-{id}","agent_version":"0.1.0","protocol":"tapio-wire/v1"}}"#
+                    ),
+                )
+            } else if step % 2 == 0 {
+                (
+                    "/v1/agents/heartbeat",
+                    format!(
+                        r#"{{"agent_id":"{agent_id}","session":"{session}","applied_hash":"sha256:a403e48b2ca79b4b5806ecdad5a5157f329186d71123cc825400480281a94b37","applied_generation":1,"observers":[{{"name":"network","state":"running"}}],"counters":{{"events":{step},"anomalies":{seq}}}}}"#
+                    ),
+                )
+            } else {
+                seq += 1;
+                (
+                    "/v1/events",
+                    format!(
+                        r#"{{"agent_id":"{agent_id}","session":"{session}","sequence":{seq},"occurrences":[{occurrences}]}}"#
+                    ),
+                )
+            };
+            let req = Request::post(path)
+                .header("host", "soak")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            let answer = tokio::time::timeout(REQ_TIMEOUT, async {
+                tx.ready().await.ok()?;
+                let res = tx.send_request(req).await.ok()?;
+                let status = res.status();
+                let b = res.into_body().collect().await.ok()?.to_bytes();
+                Some((status, b))
+            })
+            .await;
+            let (status, b) = match answer {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    t.errors.fetch_add(1, Relaxed);
+                    conn.abort();
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue 'connect;
+                }
+                Err(_) => {
+                    t.timeouts.fetch_add(1, Relaxed);
+                    conn.abort();
+                    continue 'connect;
+                }
+            };
+            t.requests.fetch_add(1, Relaxed);
+            if status.is_success() {
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+                if session.is_empty() {
+                    session = v["session"].as_str().unwrap_or("").to_owned();
+                    seq = 0;
+                } else if path == "/v1/events" {
+                    t.events
+                        .fetch_add(v["accepted"].as_u64().unwrap_or(0), Relaxed);
+                }
+            } else {
+                t.errors.fetch_add(1, Relaxed);
+                if status.as_u16() == 409 {
+                    session.clear();
+                    t.rehellos.fetch_add(1, Relaxed);
+                } else {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+            step += 1;
+            if o.interval_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(o.interval_ms)).await;
+            }
+        }
+        conn.abort();
+        break;
+    }
+}
+
+fn soak(o: &Arc<Opts>) {
+    let addr = o.target.expect("soak target");
+    if !addr.ip().is_loopback() {
+        eprintln!("controller-load: --target must be a loopback address, got {addr}");
+        std::process::exit(2);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = Arc::new(SoakTotals::default());
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(o.secs);
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..o.agents)
+            .map(|i| tokio::spawn(soak_agent(i, Arc::clone(o), deadline, Arc::clone(&t))))
+            .collect();
+        let reporter = {
+            let t = Arc::clone(&t);
+            let every = Duration::from_secs(o.report_secs);
+            let agents = o.agents;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    println!("{}", soak_line(start, agents, &t));
+                }
+            })
+        };
+        for task in tasks {
+            // Every request is bounded by its timeout: tasks end soon after the deadline.
+            let _ = task.await;
+        }
+        reporter.abort();
+    });
+    println!("{} done", soak_line(start, o.agents, &t));
+}
+
+fn soak_line(start: Instant, agents: usize, t: &SoakTotals) -> String {
+    format!(
+        "fleet secs={} agents={agents} requests={} events={} errors={} timeouts={} connects={} rehellos={}",
+        start.elapsed().as_secs(),
+        t.requests.load(Relaxed),
+        t.events.load(Relaxed),
+        t.errors.load(Relaxed),
+        t.timeouts.load(Relaxed),
+        t.reconnects.load(Relaxed),
+        t.rehellos.load(Relaxed)
+    )
+}
+
 fn main() {
     let o = Arc::new(opts());
     raise_nofile();
+    if o.target.is_some() {
+        soak(&o);
+        return;
+    }
     let bin = env!("CARGO_BIN_EXE_tapio-controller");
     let mut child = std::process::Command::new(bin)
         .args([
