@@ -198,8 +198,13 @@ fn paced_send(
         let chunk = vec![7u8; 16 * 1024];
         let mut sent = 0;
         let mut during = Some(during);
-        let mut fault = None;
-        while sent < bytes {
+        let mut fault: Option<std::thread::JoinHandle<()>> = None;
+        // Traffic keeps flowing until the fault is over, however long its
+        // commands take to act (a slow emulated host), within a bound.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while sent < bytes
+            || (fault.as_ref().is_some_and(|t| !t.is_finished()) && Instant::now() < give_up)
+        {
             s.write_all(&chunk).unwrap();
             sent += chunk.len();
             if sent >= bytes / 4 {
