@@ -28,30 +28,6 @@ fn input_chain(ns: &str) {
     );
 }
 
-/// Packets the `counter` rule for `port` in namespace `ns` saw.
-fn syns_at(ns: &str, port: u16) -> u64 {
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "tapioconn",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.contains(&format!("dport {port}")))
-        .unwrap_or_else(|| panic!("no rule for {port}: {text}"));
-    let after = line.split("packets ").nth(1).unwrap();
-    after.split_whitespace().next().unwrap().parse().unwrap()
-}
-
 fn to(addr: &str, port: u16) -> impl Fn(&Value) -> bool + '_ {
     move |d: &Value| d["dst_port"] == port && d["dst_addr"] == addr
 }
@@ -236,7 +212,7 @@ fn syn_timeout_over_ipv6_between_namespaces_names_the_v6_peer() {
     assert_eq!(d["errno"], libc::ETIMEDOUT);
     assert_eq!(
         d["syn_retransmits"],
-        syns_at(&net.b, 7321) - 1,
+        nft_rule_packets(&net.b, "tapioconn", 7321) - 1,
         "SYN retransmits as counted at the receiver"
     );
     assert_eq!(d["src_addr"], net.addr6_a.as_str());

@@ -114,28 +114,7 @@ fn syn_timeouts_name_the_side_that_gave_up() {
     let (e2, _) = NetnsPair::run_in(&net.a, "tapio-appgive", move || {
         connect_v4(d2, None, Some(Duration::from_millis(700)))
     });
-    let syns = |port: u16| -> u64 {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.b,
-                "nft",
-                "list",
-                "table",
-                "inet",
-                "tapiotest",
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains(&format!("dport {port}")))
-            .unwrap_or_else(|| panic!("no rule for {port}: {text}"));
-        let after = line.split("packets ").nth(1).unwrap();
-        after.split_whitespace().next().unwrap().parse().unwrap()
-    };
+    let syns = |port: u16| nft_rule_packets(&net.b, "tapiotest", port);
     let (r1, r2) = (syns(7001) - 1, syns(7002) - 1);
     assert_eq!(e2, libc::ETIMEDOUT);
     let on =

@@ -675,6 +675,22 @@ pub fn bpf_prog_ids(pid: u32) -> Vec<String> {
     listed
 }
 
+/// Packets the `counter` rule matching `dport <port>` in the nftables table
+/// `inet <table>` of namespace `ns` has seen.
+pub fn nft_rule_packets(ns: &str, table: &str, port: u16) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "list", "table", "inet", table])
+        .output()
+        .expect("run nft");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("dport {port}")))
+        .unwrap_or_else(|| panic!("no rule for {port}: {text}"));
+    let after = line.split("packets ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
 /// A loopback port nothing listens on.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
