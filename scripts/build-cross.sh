@@ -9,9 +9,10 @@
 # the linker, .cargo/config.toml) when missing.
 #
 # Usage: scripts/build-cross.sh [TRIPLE...]
-#   default: aarch64-unknown-linux-gnu x86_64-unknown-linux-musl
-#            aarch64-unknown-linux-musl (x86_64-unknown-linux-gnu is the host
-#            build, scripts/verify-lean.sh; it can be named too)
+#   default: x86_64-unknown-linux-musl aarch64-unknown-linux-musl, the static
+#            builds the images and release tarballs ship (x86_64-unknown-linux-gnu
+#            is the host build, scripts/verify-lean.sh; aarch64-unknown-linux-gnu
+#            builds when named, for hosts that want glibc)
 # Output: <target dir>/<TRIPLE>/release/{tapio-agent,tapio-controller,tapio};
 #         one line per binary on stdout: TRIPLE BINARY BYTES
 set -euo pipefail
@@ -21,7 +22,7 @@ tdir=${CARGO_TARGET_DIR:-$root/target}
 if [ $# -gt 0 ]; then
   triples=("$@")
 else
-  triples=(aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+  triples=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 fi
 installed=$(rustup target list --installed 2>/dev/null || true)
 for t in "${triples[@]}"; do

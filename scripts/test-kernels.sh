@@ -71,16 +71,16 @@ fi
 scripts/install-deps.sh
 
 # --- build: eBPF objects, agent, test binaries, FUSE helper --------------
-runner=()
-if [ "$arch" = arm64 ]; then
-  # shellcheck source=kernels/arm64.sh
-  . "$kdir/arm64.sh"
-else
-scripts/build-ebpf.sh target/bpf >/dev/null
-cargo build -q -p tapio-agent --bin tapio-agent
-artifacts=$work/artifacts.txt
-cargo test -q -p tapio-agent --no-run --message-format=json 2>/dev/null |
-  python3 -c '
+# Builds the agent and the kernel_* test binaries with the example helpers
+# they run (crates/tapio-agent/examples) for CARGO_ARGS (target, profile);
+# sets agent_bin, bins and helpers. ARTIFACTS keeps the list of what was built.
+build_tests() { # ARTIFACTS AGENT_DIR CARGO_ARGS...
+  local artifacts=$1 out=$2
+  shift 2
+  cargo build -q -p tapio-agent --bin tapio-agent "$@"
+  agent_bin=$out/tapio-agent
+  cargo test -q -p tapio-agent --no-run --message-format=json "$@" "${test_targets[@]}" 2>/dev/null |
+    python3 -c '
 import json, sys
 for line in sys.stdin:
     try:
@@ -95,14 +95,23 @@ for line in sys.stdin:
     elif "example" in t.get("kind", []):
         print("example", m["executable"])
 ' > "$artifacts"
-mapfile -t bins < <(awk '$1 == "test" {print $2}' "$artifacts")
-# Helper programs the tests run (crates/tapio-agent/examples).
-mapfile -t helpers < <(awk '$1 == "example" {print $2}' "$artifacts")
-[ ${#bins[@]} -gt 0 ] || { echo "test-kernels: no kernel_* test binaries built" >&2; exit 1; }
-fuse_bin=$work/tapio_fuse_disk
-cc -O2 -Wall -o "$fuse_bin" crates/tapio-agent/tests/fuse/tapio_fuse_disk.c $(pkg-config --cflags --libs fuse3)
-bpf_dir=$root/target/bpf
-agent_bin=${CARGO_TARGET_DIR:-$root/target}/debug/tapio-agent
+  mapfile -t bins < <(awk '$1 == "test" {print $2}' "$artifacts")
+  mapfile -t helpers < <(awk '$1 == "example" {print $2}' "$artifacts")
+  [ ${#bins[@]} -gt 0 ] || { echo "test-kernels: no kernel_* test binaries built ($*)" >&2; exit 1; }
+}
+
+runner=()
+tdir=${CARGO_TARGET_DIR:-$root/target}
+if [ "$arch" = arm64 ]; then
+  # shellcheck source=kernels/arm64.sh
+  . "$kdir/arm64.sh"
+else
+  scripts/build-ebpf.sh target/bpf >/dev/null
+  test_targets=(--test 'kernel_*' --examples)
+  build_tests "$work/artifacts.txt" "$tdir/debug"
+  fuse_bin=$work/tapio_fuse_disk
+  cc -O2 -Wall -o "$fuse_bin" crates/tapio-agent/tests/fuse/tapio_fuse_disk.c $(pkg-config --cflags --libs fuse3)
+  bpf_dir=$root/target/bpf
 fi
 
 # arm64's lists and initramfs sit beside amd64's, not over them.

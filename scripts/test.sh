@@ -30,16 +30,15 @@ step "system packages"; scripts/install-deps.sh
 step "eBPF objects"; scripts/build-ebpf.sh target/bpf
 step "cargo test --workspace"; cargo test --workspace
 step "kernel matrix: real-kernel tests on Debian 5.10, 6.1, 6.12 in QEMU"; scripts/test-kernels.sh
+step "kernel matrix arm64: Debian arm64 6.1, 6.12 in qemu-system-aarch64"; scripts/test-kernels.sh --arch arm64
 step "OTLP sink (feature otlp)"; cargo test -p tapio-agent --features otlp --lib --test otlp
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
 step "fuzzing: every input parser (bounded)"; scripts/fuzz.sh "${TAPIO_FUZZ_SECS:-3}"
 step "smoke: eBPF network"; scripts/smoke-ebpf-network.sh
 step "smoke: agent and controller"; scripts/smoke-agent-controller.sh
 step "deployment artefacts"; scripts/check-deploy.sh
-# Cross/static builds, the arm64 matrix, images and release reproducibility
-# run in scripts/test-shipping.sh, not here yet: together they would take
-# this suite near CI's 90 minutes on a 2-core machine (README).
-step "lean: fmt, clippy, budgets, dependency boundaries, eBPF budgets"; scripts/verify-lean.sh --skip-tests --skip-cross
+step "shipping: static builds, images under chroot, reproducible release"; scripts/test-shipping.sh
+step "lean: fmt, clippy, budgets of every target, dependency boundaries, eBPF budgets"; scripts/verify-lean.sh --skip-tests
 took
 echo
 if [ -s "$skipped" ]; then

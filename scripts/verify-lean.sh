@@ -157,7 +157,7 @@ else
 fi
 
 # The same budgets for what ships on other targets (release tarballs and
-# images carry the musl builds; aarch64 glibc is for hosts that want it).
+# images carry the musl builds, both arches).
 if ! $skip_cross; then
   step "release binaries per target (H1: same budgets)"
   if cross=$(scripts/build-cross.sh); then
