@@ -24,7 +24,7 @@ use tapio_controller::metrics::Counters;
 use tapio_controller::registry::Registry;
 use tapio_controller::routes::{handle, App};
 use tapio_controller::Limits;
-use tapio_fuzz::{Fuzzer, Rng, Verdict};
+use tapio_fuzz::{Fuzzer, Rng, Verdict, JSON_TOKENS};
 use tapio_wire::{
     paths, CompiledConfig, ConfigResponse, ControllerStatus, ErrorEnvelope, EventBatchResponse,
     HeartbeatResponse, HelloResponse,
@@ -208,18 +208,7 @@ fn post_target(name: &'static str, path: &'static str, seeds: Vec<String>, ok: f
     let mut f = Fuzzer::new(name, seeds.into_iter().map(String::into_bytes).collect(), 1);
     f.json_keys = Some(KEYS.to_vec());
     f.max_len = 12 * 1024;
-    f.tokens = vec![
-        b"\"",
-        b",",
-        b":",
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        b"null",
-        b"\\u0000",
-        SESSION.as_bytes(),
-    ];
+    f.tokens = [JSON_TOKENS, &[SESSION.as_bytes()]].concat();
     let mut rng = Rng::new(f.budget.seed ^ 0xc0ffee);
     f.run(|input| {
         h.maybe_reset();

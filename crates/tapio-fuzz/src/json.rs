@@ -15,6 +15,12 @@ const MAX_WRAP: usize = 200;
 /// its own giant mutants (a quarter of the inputs per second).
 const MAX_NODES: usize = 512;
 
+/// JSON's punctuation and the values that trip parsers, for byte mutations
+/// of JSON inputs (a target adds its own tokens to these).
+pub const JSON_TOKENS: &[&[u8]] = &[
+    b"\"", b",", b":", b"{", b"}", b"[", b"]", b"null", b"\\u0000", b"\\ud800", b"\xff",
+];
+
 /// Mutates a JSON document. `keys` are field names worth inserting (the
 /// schema's own and near misses). Returns `None` when `input` is not JSON.
 pub fn mutate_json(rng: &mut Rng, input: &[u8], keys: &[&str]) -> Option<Vec<u8>> {

@@ -22,7 +22,7 @@ mod mutate;
 mod rng;
 mod run;
 
-pub use json::mutate_json;
+pub use json::{mutate_json, JSON_TOKENS};
 pub use mutate::mutate_bytes;
 pub use rng::Rng;
 pub use run::{peak_rss_kib, Budget, Fuzzer, Verdict, CORPUS_CAP};

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tapio_fuzz::{Fuzzer, Verdict};
+use tapio_fuzz::{Fuzzer, Verdict, JSON_TOKENS};
 
 use super::serve;
 
@@ -145,9 +145,7 @@ fn fuzz_mcp_lines() {
     );
     f.json_keys = Some(KEYS.to_vec());
     f.max_len = 16 * 1024;
-    f.tokens = vec![
-        b"\n", b"\r\n", b"\"", b",", b"{", b"}", b"[", b"]", b"null", b"\\u0000", b"\xff",
-    ];
+    f.tokens = [JSON_TOKENS, &[b"\n", b"\r\n"]].concat();
     let mut out = Vec::new();
     f.run(|input| {
         out.clear();

@@ -10,7 +10,7 @@
 
 use tapio_common::status::AgentStatus;
 use tapio_common::Observer;
-use tapio_fuzz::{Fuzzer, Verdict};
+use tapio_fuzz::{Fuzzer, Verdict, JSON_TOKENS};
 
 use super::{parse_occurrence, FileRef, Skip};
 use crate::cmd::recent::write_occurrence;
@@ -62,21 +62,7 @@ fn fuzz_occurrence_file() {
     f.json_keys = Some(OCCURRENCE_KEYS.to_vec());
     // Real files are under 4 KiB; larger inputs only slow the run down.
     f.max_len = 8 * 1024;
-    f.tokens = vec![
-        b"\"",
-        b",",
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        b"null",
-        b"\\u0000",
-        b"\\ud800",
-        "é".as_bytes(),
-        ".é".as_bytes(),
-        b"Z",
-        b"\xff",
-    ];
+    f.tokens = [JSON_TOKENS, &["é".as_bytes(), ".é".as_bytes(), b"Z"]].concat();
     let file = FileRef {
         name: "01M89ATT32SCX2F1EEETHR9Q96.json".into(),
         millis: 1_795_609_684_066,
@@ -182,18 +168,7 @@ fn fuzz_status_file() {
     ]);
     // Real files are under 4 KiB; larger inputs only slow the run down.
     f.max_len = 8 * 1024;
-    f.tokens = vec![
-        b"\"",
-        b",",
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        "é".as_bytes(),
-        ".é".as_bytes(),
-        b"Z",
-        b".",
-    ];
+    f.tokens = [JSON_TOKENS, &["é".as_bytes(), ".é".as_bytes(), b"Z", b"."]].concat();
     let tally = Tally::default();
     f.run(|input| {
         let Ok(agent) = serde_json::from_slice::<AgentStatus>(input) else {
