@@ -155,6 +155,16 @@ if s=$(build_size tapio-agent tapio-agent); then
 else
   fail "release build tapio-agent"
 fi
+# The node observer's software-event test mode is a debug-build flag only: a
+# release agent refuses it as an unknown argument (exit 2) before doing
+# anything, so it never emits evidence from software events.
+if said=$("$target/release/tapio-agent" --node-pmc-test-mode software 2>&1); then
+  fail "release tapio-agent accepted the test-only --node-pmc-test-mode"
+elif [[ $said == *"unexpected argument \`--node-pmc-test-mode\`"* ]]; then
+  echo "verify-lean: ok   release tapio-agent refuses --node-pmc-test-mode"
+else
+  fail "release tapio-agent --node-pmc-test-mode: unexpected answer: $said"
+fi
 
 # The same budgets for what ships on other targets (release tarballs and
 # images carry the musl builds, both arches).

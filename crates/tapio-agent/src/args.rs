@@ -87,7 +87,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "node-pmc-test-mode",
         value: "MODE",
-        help: "Test only: drive the node observer with software perf events (`software`)",
+        help: "Test only (debug builds): drive the node observer with software perf events (`software`)",
         hidden: true,
     },
 ];
@@ -182,7 +182,9 @@ fn apply(a: &mut Args, f: &Flag, value: String) -> Result<(), ArgsError> {
             })?;
             set(&mut a.heartbeat_interval, name, n)
         }
-        "node-pmc-test-mode" => {
+        // A test mode: debug builds (what the tests run) only, so a release
+        // agent never emits evidence from software events.
+        "node-pmc-test-mode" if cfg!(debug_assertions) => {
             if value != "software" {
                 return Err(ArgsError::Invalid {
                     flag: name,

@@ -16,6 +16,20 @@ pub enum PreflightError {
         /// `uname -r`.
         release: String,
     },
+    /// A kernel release that does not start with `major.minor`.
+    #[error("kernel release `{release}` does not start with a version (major.minor)")]
+    Release {
+        /// `uname -r`.
+        release: String,
+    },
+    /// A file of /proc the checks read is not there.
+    #[error("cannot read {path}: {reason} (is /proc mounted?)")]
+    Proc {
+        /// The path looked at.
+        path: &'static str,
+        /// The error.
+        reason: String,
+    },
     /// No kernel BTF.
     #[error(
         "kernel BTF missing: {path} not readable (kernel built without CONFIG_DEBUG_INFO_BTF)"
@@ -62,21 +76,53 @@ pub fn missing_cap(mask: u64) -> Option<&'static str> {
 /// # Errors
 /// The first check that fails.
 pub fn check_host() -> Result<(), PreflightError> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let release = release.trim().to_owned();
-    match kernel_version(&release) {
-        Some(v) if v >= (5, 8) => {}
-        _ => return Err(PreflightError::Kernel { release }),
-    }
+    check_release(&kernel_release())?;
     let btf = "/sys/kernel/btf/vmlinux";
     if std::fs::File::open(Path::new(btf)).is_err() {
         return Err(PreflightError::Btf { path: btf.into() });
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let path = "/proc/self/status";
+    let status = std::fs::read_to_string(path).map_err(|e| PreflightError::Proc {
+        path,
+        reason: e.to_string(),
+    })?;
     if let Some(cap) = missing_cap(cap_eff(&status).unwrap_or(0)) {
         return Err(PreflightError::Capability { cap });
     }
     Ok(())
+}
+
+/// The running kernel's release, from uname(2): no /proc needed.
+fn kernel_release() -> String {
+    // SAFETY: utsname is plain old data; uname fills it or fails.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    let bytes: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c.to_ne_bytes()[0])
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The version check on a release string.
+///
+/// # Errors
+/// An unparsable release, or a kernel older than 5.8.
+pub fn check_release(release: &str) -> Result<(), PreflightError> {
+    match kernel_version(release) {
+        Some(v) if v >= (5, 8) => Ok(()),
+        Some(_) => Err(PreflightError::Kernel {
+            release: release.to_owned(),
+        }),
+        None => Err(PreflightError::Release {
+            release: release.to_owned(),
+        }),
+    }
 }
 
 /// Caps glibc malloc at two arenas: the agent's few threads (runtime,
@@ -119,6 +165,21 @@ mod tests {
         assert_eq!(kernel_version("6.18.44-fc-v782"), Some((6, 18)));
         assert_eq!(kernel_version("5.8.0"), Some((5, 8)));
         assert_eq!(kernel_version("garbage"), None);
+    }
+
+    #[test]
+    fn release_errors_say_what_is_wrong() {
+        assert_eq!(check_release("6.1.0-57-cloud-amd64"), Ok(()));
+        assert_eq!(check_release("5.8.0"), Ok(()));
+        assert_eq!(
+            check_release("5.4.0").unwrap_err().to_string(),
+            "kernel 5.4.0 is older than 5.8, which the agent needs (ring buffers, CAP_BPF)"
+        );
+        assert_eq!(
+            check_release("").unwrap_err().to_string(),
+            "kernel release `` does not start with a version (major.minor)"
+        );
+        assert!(kernel_version(&kernel_release()).is_some());
     }
 
     #[test]
