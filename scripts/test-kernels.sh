@@ -79,7 +79,10 @@ build_tests() { # ARTIFACTS AGENT_DIR CARGO_ARGS...
   shift 2
   cargo build -q -p tapio-agent --bin tapio-agent "$@"
   agent_bin=$out/tapio-agent
-  cargo test -q -p tapio-agent --no-run --message-format=json "$@" "${test_targets[@]}" 2>/dev/null |
+  # Examples as plain programs (`cargo build`; `cargo test --examples` would
+  # build them as test harnesses), at the path the tests look for them.
+  { cargo test -q -p tapio-agent --no-run --message-format=json "$@" "${test_targets[@]}" &&
+    cargo build -q -p tapio-agent --examples --message-format=json "$@"; } 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -107,7 +110,7 @@ if [ "$arch" = arm64 ]; then
   . "$kdir/arm64.sh"
 else
   scripts/build-ebpf.sh target/bpf >/dev/null
-  test_targets=(--test 'kernel_*' --examples)
+  test_targets=(--test 'kernel_*')
   build_tests "$work/artifacts.txt" "$tdir/debug"
   fuse_bin=$work/tapio_fuse_disk
   cc -O2 -Wall -o "$fuse_bin" crates/tapio-agent/tests/fuse/tapio_fuse_disk.c $(pkg-config --cflags --libs fuse3)

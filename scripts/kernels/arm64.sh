@@ -14,9 +14,9 @@ scripts/build-ebpf.sh --arch arm64 "$bpf_dir" >/dev/null
 # files holding the ARM64_TESTS are built (the dependencies dominate, but each
 # test binary is a link of the whole agent library).
 if [ -z "${TAPIO_MATRIX_FILTER:-}" ]; then
-  test_targets=(--test kernel_network --test kernel_container --test kernel_storage --examples)
+  test_targets=(--test kernel_network --test kernel_container --test kernel_storage)
 else
-  test_targets=(--test 'kernel_*' --examples)
+  test_targets=(--test 'kernel_*')
 fi
 build_tests "$work/artifacts-arm64.txt" "$tdir/$a64/kmatrix" --target "$a64" --profile kmatrix
 export TAPIO_TOOLS_ROOT=$work/arm64-root
