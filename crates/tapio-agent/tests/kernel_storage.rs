@@ -328,6 +328,7 @@ fn eio_slow_and_normal_reads_give_exact_evidence_on_the_loop_device() {
     );
     assert_eq!(spikes[0]["severity"], "warning");
     let clock = expected_clock(disk.name());
+    eprintln!("latency_clock on {}: {clock}", disk.name());
     assert_eq!(d["latency_clock"], clock, "{d:#}");
     assert_eq!(errors[0]["data"]["latency_clock"], clock);
 }
