@@ -3,6 +3,9 @@
  * Rate-limited event generators for the Tapio benchmarks.
  *
  *   gen connect RATE COUNT SECONDS JOBS PORT    refused connects to 127.0.0.1:PORT
+ *   gen accept  RATE COUNT SECONDS JOBS PORT    successful connects to a listener of
+ *                                               its own on 127.0.0.1:PORT (+JOB), each
+ *                                               accepted, then both ends closed
  *   gen fork    RATE COUNT SECONDS JOBS         fork + _exit(0) + waitpid
  *   gen io      RATE COUNT SECONDS JOBS DEVICE  O_DIRECT 4 KiB reads, random offsets
  *   gen hold    N PORT                          N established loopback connections to a
@@ -83,6 +86,23 @@ static int one_connect(struct sockaddr_in *a)
 	return (rc < 0 && err == ECONNREFUSED) ? 0 : -1;
 }
 
+/* One connect to listener l, accepted, client closed first (the client
+ * goes FIN_WAIT -> TIME_WAIT, the server side CLOSE_WAIT -> LAST_ACK). */
+static int one_accept(int l, struct sockaddr_in *a)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	int c, rc;
+
+	if (s < 0)
+		return -1;
+	rc = connect(s, (struct sockaddr *)a, sizeof(*a));
+	c = rc ? -1 : accept(l, NULL, NULL);
+	close(s);
+	if (c >= 0)
+		close(c);
+	return c >= 0 ? 0 : -1;
+}
+
 static int one_fork(void)
 {
 	int status;
@@ -101,12 +121,21 @@ static uint64_t run(const struct job *j, uint64_t *errors)
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	uint64_t i, start = now_ns(), blocks = 0;
 	void *buf = NULL;
-	int fd = -1;
+	int fd = -1, one = 1;
 
 	*errors = 0;
 	if (!strcmp(j->mode, "connect")) {
 		a.sin_port = htons((uint16_t)atoi(j->arg));
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (!strcmp(j->mode, "accept")) {
+		a.sin_port = htons((uint16_t)(atoi(j->arg) + j->seed - 12345u));
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 128)) {
+			perror("gen accept: listen");
+			exit(2);
+		}
 	} else if (!strcmp(j->mode, "io")) {
 		uint64_t bytes = 0;
 
@@ -130,6 +159,8 @@ static uint64_t run(const struct job *j, uint64_t *errors)
 		pace(start, i, j->rate);
 		if (!strcmp(j->mode, "connect")) {
 			rc = one_connect(&a);
+		} else if (!strcmp(j->mode, "accept")) {
+			rc = one_accept(fd, &a);
 		} else if (!strcmp(j->mode, "fork")) {
 			rc = one_fork();
 		} else {
@@ -188,7 +219,7 @@ int main(int argc, char **argv)
 	if (argc >= 4 && !strcmp(argv[1], "hold"))
 		return hold(atoi(argv[2]), atoi(argv[3]));
 	if (argc < 6 || (strcmp(argv[1], "fork") && argc < 7)) {
-		fprintf(stderr, "usage: gen connect|fork|io RATE COUNT SECONDS JOBS [PORT|DEVICE]\n"
+		fprintf(stderr, "usage: gen connect|accept|fork|io RATE COUNT SECONDS JOBS [PORT|DEVICE]\n"
 				"       gen hold N PORT\n");
 		return 2;
 	}

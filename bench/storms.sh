@@ -2,6 +2,7 @@
 # Kernel-side cost per hook and agent cost, Tapio against the libbpf-tools
 # peer that hooks the same event, BOTH ATTACHED AT ONCE under one workload:
 #   refused-connect storm (20,000 loopback connects)  vs tcpstates
+#   successful connects (5,000, accepted and closed)  vs tcpstates
 #   sustained O_DIRECT 4 KiB reads on a loop device    vs biolatency
 #   fork/exit storm (clean exits)                      vs exitsnoop
 # plus the agent idle for IDLE seconds. Kernel cost = run_time_ns/run_cnt
@@ -96,6 +97,9 @@ t, p = tot(sys.argv[2], sys.argv[3], rest[:i]), tot(sys.argv[4], sys.argv[5], re
 print(f"tapio {t / n:.0f} ns, peer {p / n:.0f} ns (ratio {t / p if p else 0:.2f})")
 PY
 )
+  # Tapio's and the peer's ns per workload event, for per-event rows.
+  STORM_T_PER=$(sed -n 's/^tapio \([0-9]*\) ns.*/\1/p' <<<"$per")
+  STORM_P_PER=$(sed -n 's/.*peer \([0-9]*\) ns.*/\1/p' <<<"$per")
   result kernel "$label" "$t" "$p" "ns/event" "<= $goal" \
     "$(awk -v v="$t" -v g="$goal" 'BEGIN{print (v <= g) ? "yes" : "no"}')" \
     "$n events at $rate/s; $runs runs of ${tprogs%% *}; peer $peer: ${pprogs// /+}; per workload event, all hooks: $per"
@@ -139,10 +143,22 @@ PY
 }
 
 port=$(free_port)
-storm "connect storm (per inet_sock_set_state)" tcpstates 1 "inet_sock_set_state +tcp_receive_reset" handle_set_state 100 \
+storm "connect storm (per inet_sock_set_state)" tcpstates 1 "inet_sock_set_state +tcp_receive_reset" handle_set_state 300 \
   connect 0 "$connects" 0 1 "$port"
+result kernel "connect storm: per refused connect, all hooks" "$STORM_T_PER" "$STORM_P_PER" "ns/connect" "<= 555" \
+  "$(awk -v v="$STORM_T_PER" 'BEGIN{print (v <= 555) ? "yes" : "no"}')" \
+  "2 inet_sock_set_state + 1 tcp_receive_reset per connect; every refusal reported (see accounting row)"
 agent_counters >"$WORK/cnt.1"
 drained "connect storm" "$WORK/cnt.0" "$WORK/cnt.1" "$STORM_SPAN"
+# Successful connects, each accepted and both ends closed: every state
+# change of both sockets and every Tapio network hook, per connection.
+storm "successful connects (per inet_sock_set_state)" tcpstates 1 \
+  "inet_sock_set_state +tcp_receive_reset +tcp_retransmit_skb +tcp_probe" handle_set_state 300 \
+  accept 0 "$((connects / 4))" 0 1 "$(free_port)"
+result kernel "successful connect: per connection, all hooks" "$STORM_T_PER" "$STORM_P_PER" "ns/connection" "<= 600" \
+  "$(awk -v v="$STORM_T_PER" 'BEGIN{print (v <= 600) ? "yes" : "no"}')" \
+  "client and accepted socket: ~10 state changes, the RTT hook on their segments"
+agent_counters >"$WORK/cnt.1"
 storm "block I/O (issue+complete)" biolatency 2 "block_rq_issue block_rq_complete" \
   "block_rq_issue_btf block_rq_complete_btf" 250 io 0 0 "$io_secs" 4 "$LOOPDEV"
 agent_counters >"$WORK/cnt.2"

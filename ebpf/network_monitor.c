@@ -4,11 +4,16 @@
  * smoothed-RTT samples.
  *
  * The connecting process is captured once, at CLOSE -> SYN_SENT, where the
- * current task is the caller of connect(), and kept in socket-local storage.
- * Every later fact (RST, timeout, retransmit, RTT sample) usually fires in
- * softirq context and takes its owner from that storage, never from
- * `current`. A socket whose connect predates the agent has no owner: its
- * facts say so (NET_REC_F_OWNER_KNOWN clear) instead of naming a wrong pid.
+ * current task is the caller of connect(), and kept in `owner_table` (a
+ * preallocated hash keyed by the socket) while the socket is in SYN_SENT:
+ * no allocation on the connect path. The connect's outcome takes it from
+ * there: a refusal or timeout (SYN_SENT -> CLOSE) is reported and the slot
+ * freed; an established connection moves it into socket-local storage (the
+ * only allocation, paid by connections that live on), where retransmits and
+ * RTT samples find it. Every later fact usually fires in softirq context and
+ * takes its owner from the table or the storage, never from `current`. A
+ * socket whose connect predates the agent has no owner: its facts say so
+ * (NET_REC_F_OWNER_KNOWN clear) instead of naming a wrong pid.
  */
 #include "vmlinux.h"
 #include "tapio.bpf.h"
@@ -28,9 +33,10 @@ struct {
 	__type(value, struct network_config);
 } tapio_config SEC(".maps");
 
-/* Per-socket state: socket-local storage, freed by the kernel with the
- * socket; or, where tracing programs cannot use socket storage, a slot of
- * `owner_table` (see owner_get). */
+/* Per-socket state: a slot of `owner_table` while connecting; then
+ * socket-local storage, freed by the kernel with the socket, or, where
+ * tracing programs cannot use socket storage, the same slot until CLOSE
+ * (see owner_get). */
 struct sock_owner {
 	__u32 tgid;
 	__u32 pid;
@@ -49,14 +55,16 @@ struct {
 	__type(value, struct sock_owner);
 } sockets SEC(".maps");
 
-/* struct sock * -> owner, from CLOSE -> SYN_SENT until the socket's next
- * move to CLOSE (every TCP socket passes CLOSE before it is freed, so a slot
- * never outlives its socket). Preallocated: updates work in softirq. One
- * entry as built; the loader sizes it to NET_OWNER_TABLE_MAX only where
- * socket storage is missing (owner_in_table). */
+/* struct sock * -> owner, from CLOSE -> SYN_SENT until the socket leaves
+ * SYN_SENT, or, where socket storage is missing (owner_in_table), until its
+ * next move to CLOSE (every TCP socket passes CLOSE before it is freed, so a
+ * slot never outlives its socket). Preallocated: updates work in softirq
+ * and allocate nothing. NET_CONNECTING_MAX sockets connecting at once as
+ * built; the loader sizes it to NET_OWNER_TABLE_MAX where it keeps every
+ * connection's owner. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
+	__uint(max_entries, NET_CONNECTING_MAX);
 	__type(key, __u64);
 	__type(value, struct sock_owner);
 } owner_table SEC(".maps");
@@ -67,36 +75,54 @@ struct {
  * taken is never walked by the verifier (read-only, frozen value). */
 const volatile __u32 owner_in_table = 0;
 
+/* Owner of a socket in SYN_SENT. */
+static __always_inline struct sock_owner *owner_connecting(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return bpf_map_lookup_elem(&owner_table, &key);
+}
+
+/* Owner of a socket past SYN_SENT. */
 static __always_inline struct sock_owner *owner_get(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 
 	if (owner_in_table)
 		return bpf_map_lookup_elem(&owner_table, &key);
+	/* No storage at all on this socket: skip the helper. */
+	if (!sk->sk_bpf_storage)
+		return NULL;
 	return bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, 0);
 }
 
-static __always_inline struct sock_owner *owner_create(const struct sock *sk)
+/* The socket left SYN_SENT for a connection (ESTABLISHED, or SYN_RECV on a
+ * simultaneous open): its owner moves from the table into socket storage,
+ * where the table is not the owner's home for the whole connection. */
+static __always_inline void owner_settle(const struct sock *sk)
 {
-	static const struct sock_owner fresh;
+	struct sock_owner *o, *st;
 	__u64 key = (__u64)sk;
 
-	if (owner_in_table) {
-		if (bpf_map_update_elem(&owner_table, &key, &fresh, BPF_ANY))
-			return NULL;
-		return bpf_map_lookup_elem(&owner_table, &key);
-	}
-	return bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (owner_in_table)
+		return;
+	o = bpf_map_lookup_elem(&owner_table, &key);
+	if (!o)
+		return;
+	st = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st)
+		__builtin_memcpy(st, o, sizeof(*st));
+	else
+		tapio_count(NET_STAT_OWNER_STORE_FAILED);
+	bpf_map_delete_elem(&owner_table, &key);
 }
 
-/* The socket moved to CLOSE: its table slot goes (socket storage goes with
- * the socket itself). */
+/* The socket's table slot goes (socket storage goes with the socket). */
 static __always_inline void owner_forget(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 
-	if (owner_in_table)
-		bpf_map_delete_elem(&owner_table, &key);
+	bpf_map_delete_elem(&owner_table, &key);
 }
 
 static __always_inline const struct network_config *net_config(__u32 need)
@@ -157,22 +183,21 @@ static __always_inline bool is_tcp_inet(const struct sock *sk)
 
 static __always_inline void capture_owner(const struct sock *sk)
 {
-	struct sock_owner *o;
+	struct sock_owner o;
+	__u64 key = (__u64)sk;
 	__u64 id;
 
-	o = owner_create(sk);
-	if (!o) {
-		tapio_count(NET_STAT_OWNER_STORE_FAILED);
-		return;
-	}
 	id = bpf_get_current_pid_tgid();
-	o->tgid = id >> 32;
-	o->pid = (__u32)id;
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
-	o->cgroup_id = bpf_get_current_cgroup_id();
-	o->syn_sent_ns = bpf_ktime_get_boot_ns();
-	o->last_rtt_ns = 0;
-	o->flags = NET_REC_F_OWNER_KNOWN;
+	o.tgid = id >> 32;
+	o.pid = (__u32)id;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	o.syn_sent_ns = bpf_ktime_get_boot_ns();
+	o.last_rtt_ns = 0;
+	o.flags = NET_REC_F_OWNER_KNOWN;
+	o._pad0 = 0;
+	if (bpf_map_update_elem(&owner_table, &key, &o, BPF_ANY))
+		tapio_count(NET_STAT_OWNER_STORE_FAILED);
 }
 
 static __always_inline void emit_connect_failed(const struct sock *sk,
@@ -189,7 +214,7 @@ static __always_inline void emit_connect_failed(const struct sock *sk,
 		return;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_CONNECT_FAILED, sizeof(*r), cfg->hdr.generation);
-	o = owner_get(sk);
+	o = owner_connecting(sk);
 	fill_socket(r, sk, tp, o);
 	r->state = TCP_SYN_SENT;
 	r->sk_err = sk->sk_err;
@@ -215,7 +240,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 	}
 	cfg = net_config(NET_CFG_CONNECT | NET_CFG_RTT);
 	if (!cfg || !is_tcp_inet(sk)) {
-		if (newstate == TCP_CLOSE)
+		if (oldstate == TCP_SYN_SENT || newstate == TCP_CLOSE)
 			owner_forget(sk);
 		return 0;
 	}
@@ -225,6 +250,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 		if (cfg->hdr.flags & NET_CFG_CONNECT)
 			emit_connect_failed(sk, cfg);
 		owner_forget(sk);
+	} else {
+		owner_settle(sk);
 	}
 	return 0;
 }
@@ -238,7 +265,7 @@ int BPF_PROG(tcp_receive_reset, struct sock *sk)
 		return 0;
 	if (!net_config(NET_CFG_CONNECT))
 		return 0;
-	o = owner_get(sk);
+	o = owner_connecting(sk);
 	if (o)
 		o->flags |= NET_REC_F_RST;
 	return 0;
@@ -296,13 +323,15 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	struct tcp_sock *tp;
 	__u64 now;
 
-	cfg = net_config(NET_CFG_RTT);
-	if (!cfg || !cfg->rtt_sample_interval_ms)
-		return 0;
-	/* Only connections seen at connect: their destination is a service
+	/* Runs on every received segment: the common case (a socket Tapio
+	 * holds nothing for, or no sample due) returns before any record work.
+	 * Only connections seen at connect: their destination is a service
 	 * (address, port), not a peer's ephemeral port. */
 	o = owner_get(sk);
 	if (!o)
+		return 0;
+	cfg = net_config(NET_CFG_RTT);
+	if (!cfg || !cfg->rtt_sample_interval_ms)
 		return 0;
 	now = bpf_ktime_get_boot_ns();
 	if (now - o->last_rtt_ns < (__u64)cfg->rtt_sample_interval_ms * 1000000ull)

@@ -22,8 +22,12 @@ struct network_config {
 	__u32 _pad0;
 };
 
-/* Sockets whose owner is kept in `owner_table` where tracing programs
- * cannot use socket-local storage (kernels before 5.11). */
+/* Sockets in SYN_SENT at once whose owner `owner_table` keeps (beyond it
+ * a connect's owner is unknown, counted in NET_STAT_OWNER_STORE_FAILED; its
+ * outcome is still reported). */
+#define NET_CONNECTING_MAX 1024
+/* Sockets whose owner is kept in `owner_table` for their whole life where
+ * tracing programs cannot use socket-local storage (kernels before 5.11). */
 #define NET_OWNER_TABLE_MAX 16384
 
 /* tapio_record_header.kind */

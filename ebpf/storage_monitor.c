@@ -3,23 +3,41 @@
  * Storage observer, kernel side: block requests that complete with an error
  * or cross a latency threshold.
  *
- * Issue and completion are correlated by the request itself (the
- * `struct request *`, unique while the request is in flight) in a bounded
- * hash. Latency is computed here; only errors and threshold crossings cross
- * into userspace. Everything reported is read from the request (device,
- * sector, bytes, op), never from `current`: completions run in interrupt
- * context or on another task.
+ * Latency comes from the request's own timestamps wherever the kernel set
+ * them, read once at the final completion: no map, no work at issue.
+ * - rq->io_start_time_ns: dispatch to the driver, stamped in
+ *   blk_mq_start_request() when the queue keeps stats (QUEUE_FLAG_STATS,
+ *   on with writeback throttling, iolatency, iocost or hybrid polling);
+ * - else rq->start_time_ns: allocation, stamped when the request is
+ *   accounted (QUEUE_FLAG_IO_STAT, /sys/block/<dev>/queue/iostats), has an
+ *   I/O scheduler, or keeps stats; this latency includes scheduler queueing.
+ * The record says which clock it used (STOR_REC_F_CLOCK_*). Both are
+ * CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
  *
- * Correlation rules (B9), each drop counted in its own tapio_stats slot:
+ * Fallback, for requests the kernel did not stamp (start_time_ns == 0 at
+ * issue: no accounting, no scheduler, no stats; passthrough requests):
+ * issue and completion are correlated by the request itself (the
+ * `struct request *`, unique while the request is in flight) in a bounded
+ * hash, and every such completion is counted (STOR_STAT_UNSTAMPED). The
+ * choice is made per request at run time, the same way at issue and at
+ * completion (start_time_ns does not change in between), never from a
+ * kernel version.
+ *
+ * Correlation rules of the fallback (B9), each drop counted in its own
+ * tapio_stats slot (the stamped path cannot lose a correlation):
  * - issue of a request already in flight: the older issue's outcome is
  *   lost (counted), and the completion that follows is ambiguous (dropped,
  *   counted again);
  * - requeue of an in-flight request: its issue is forgotten (counted); the
  *   re-issue starts a new correlation, so latency never includes time spent
- *   in the requeue list;
+ *   in the requeue list (on the stamped path, io_start_time_ns is restamped
+ *   at re-issue; start_time_ns is not, so the alloc clock includes it);
  * - final completion without a tracked issue: dropped, counted (requests
  *   issued before the agent attached or while the table was full);
  * - issue that finds the table full: not tracked, counted.
+ * Everything reported is read from the request (device, sector, bytes, op),
+ * never from `current`: completions run in interrupt context or on another
+ * task.
  * block_rq_complete also fires for partial completions (nr_bytes smaller
  * than what is left of the request). Only the final completion is judged;
  * an error in a partial completion is counted, not reported.
@@ -56,6 +74,17 @@ struct {
 	__type(value, struct inflight_io);
 } inflight SEC(".maps");
 
+/* Set by the loader before loading, for tests only: 1 judges every request
+ * on the fallback path, as on a device the kernel does not stamp (read-only,
+ * frozen: the verifier never walks the branch not taken). */
+const volatile __u32 stamps_ignored = 0;
+
+/* The request's allocation stamp, or 0 when it takes the fallback path. */
+static __always_inline __u64 rq_start_stamp(const struct request *rq)
+{
+	return stamps_ignored ? 0 : rq->start_time_ns;
+}
+
 static __always_inline const struct storage_config *stor_config(void)
 {
 	__u32 zero = 0;
@@ -75,6 +104,9 @@ int BPF_PROG(block_rq_issue, struct request *rq)
 	__u64 key = (__u64)rq;
 	long err;
 
+	/* Stamped by the kernel: the completion needs nothing from here. */
+	if (rq_start_stamp(rq))
+		return 0;
 	if (!stor_config())
 		return 0;
 	v.issue_ns = bpf_ktime_get_ns();
@@ -100,6 +132,8 @@ int BPF_PROG(block_rq_requeue, struct request *rq)
 {
 	__u64 key = (__u64)rq;
 
+	if (rq_start_stamp(rq))
+		return 0;
 	if (!stor_config())
 		return 0;
 	if (bpf_map_delete_elem(&inflight, &key) == 0)
@@ -134,7 +168,7 @@ int BPF_PROG(block_rq_complete, struct request *rq, __u64 raw_error, unsigned in
 	const struct storage_config *cfg;
 	struct inflight_io *io;
 	__u64 key = (__u64)rq;
-	__u64 issue_ns, lat;
+	__u64 start_ns, io_start_ns, lat;
 	__u32 ambiguous, errno, error, eflag;
 
 	cfg = stor_config();
@@ -153,19 +187,34 @@ int BPF_PROG(block_rq_complete, struct request *rq, __u64 raw_error, unsigned in
 			tapio_count(STOR_STAT_PARTIAL_ERROR);
 		return 0;
 	}
-	io = bpf_map_lookup_elem(&inflight, &key);
-	if (!io) {
-		tapio_count(STOR_STAT_MISSING_ISSUE);
-		return 0;
+	start_ns = rq_start_stamp(rq);
+	if (start_ns) {
+		io_start_ns = rq->io_start_time_ns;
+		if (io_start_ns) {
+			start_ns = io_start_ns;
+			eflag |= STOR_REC_F_CLOCK_IO_START;
+		} else {
+			eflag |= STOR_REC_F_CLOCK_ALLOC;
+		}
+	} else {
+		/* Fallback: the issue hook's clock. */
+		tapio_count(STOR_STAT_UNSTAMPED);
+		io = bpf_map_lookup_elem(&inflight, &key);
+		if (!io) {
+			tapio_count(STOR_STAT_MISSING_ISSUE);
+			return 0;
+		}
+		start_ns = io->issue_ns;
+		ambiguous = io->flags & INFLIGHT_F_AMBIGUOUS;
+		bpf_map_delete_elem(&inflight, &key);
+		if (ambiguous) {
+			tapio_count(STOR_STAT_AMBIGUOUS);
+			return 0;
+		}
 	}
-	issue_ns = io->issue_ns;
-	ambiguous = io->flags & INFLIGHT_F_AMBIGUOUS;
-	bpf_map_delete_elem(&inflight, &key);
-	if (ambiguous) {
-		tapio_count(STOR_STAT_AMBIGUOUS);
-		return 0;
-	}
-	lat = bpf_ktime_get_ns() - issue_ns;
+	lat = bpf_ktime_get_ns();
+	/* A stamp is never after now on a sane kernel: clamp, never wrap. */
+	lat = lat > start_ns ? lat - start_ns : 0;
 	if (error && (cfg->hdr.flags & STOR_CFG_IO_ERRORS)) {
 		emit(cfg, rq, STOR_REC_IO_ERROR, lat, error, nr_bytes,
 		     eflag | (cfg->latency_critical_ns && lat >= cfg->latency_critical_ns ?

@@ -9,7 +9,8 @@
 
 #include "tapio.h"
 
-/* Requests tracked between issue and final completion. */
+/* Requests tracked between issue and final completion: only those the
+ * kernel did not stamp (the fallback path). */
 #define STORAGE_INFLIGHT_MAX 8192
 
 /* storage_config.hdr.flags, beyond TAPIO_CFG_ENABLED */
@@ -33,6 +34,14 @@ enum storage_record_kind {
 #define STOR_REC_F_CRITICAL (1u << 0) /* latency >= latency_critical_ns */
 #define STOR_REC_F_ERRNO (1u << 1)    /* status is a positive errno: the kernel's
                                        * tracepoint passed one, not a blk_status_t */
+/* Which clock latency_ns came from (at most one set; neither = the issue
+ * hook's own bpf_ktime_get_ns(), the fallback for requests the kernel did
+ * not stamp, see storage_monitor.c): */
+#define STOR_REC_F_CLOCK_IO_START (1u << 2) /* rq->io_start_time_ns: dispatch to
+                                             * the driver (queue stats on) */
+#define STOR_REC_F_CLOCK_ALLOC (1u << 3)    /* rq->start_time_ns: request
+                                             * allocation (I/O accounting on;
+                                             * includes scheduler queueing) */
 
 /* Observer-specific slots of `tapio_stats`: completions dropped because
  * they could not be uniquely correlated with their issue (B9). */
@@ -46,6 +55,9 @@ enum storage_stat {
 	STOR_STAT_INFLIGHT_FULL = 7, /* issue not tracked: in-flight table full */
 	STOR_STAT_PARTIAL_ERROR = 8, /* error in a partial completion (not
 	                              * reported; the final one is judged) */
+	STOR_STAT_UNSTAMPED = 9,     /* final completion of a request the kernel
+	                              * did not stamp (start_time_ns 0): judged
+	                              * on the issue hook's clock (fallback) */
 };
 
 struct storage_record {

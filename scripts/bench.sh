@@ -4,7 +4,9 @@
 #      drain of a real BPF ring buffer fed by a synthetic producer;
 #   2. bench/storms.sh: idle agent, then Tapio and the libbpf-tools peer
 #      attached at once under a connect, block I/O and fork/exit storm;
-#   3. bench/scaling.sh: cost against event rate and map pressure.
+#   3. bench/scaling.sh: cost against event rate and map pressure;
+#   4. bench/tcp_probe.sh: the per-segment RTT hook under bulk loopback and
+#      veth transfers (iperf3), agent attached vs not.
 # Not part of the test suite. Root only; about 5 minutes once built.
 # Environment:
 #   CARGO_TARGET_DIR   build here (default target/)
@@ -12,6 +14,7 @@
 #                      average to fall below 1.0 before measuring (default 0)
 #   BENCH_IDLE         idle seconds (default 60)
 #   BENCH_OUT          also copy the raw result rows (TSV) here
+#   BENCH_PROBE_REPS   iperf3 runs per path and mode (default 5)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/../bench/lib.sh"
@@ -44,6 +47,7 @@ done < <(awk '$2 ~ /^[0-9]+$/' "$WORK/hot.txt")
 # --- 2 and 3 ------------------------------------------------------------------
 "$ROOT/bench/storms.sh" "${BENCH_IDLE:-60}"
 "$ROOT/bench/scaling.sh"
+"$ROOT/bench/tcp_probe.sh" "${BENCH_PROBE_REPS:-5}"
 
 [ -z "${BENCH_OUT:-}" ] || cp "$RESULTS" "$BENCH_OUT"
 echo

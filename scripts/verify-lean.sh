@@ -50,9 +50,9 @@ AGENT_HARD_STATIC=1600000
 # sum of the maps' estimated memory (entries x (key + value); ring buffers by
 # their size). Set at the sizes of 2026-11 with room for one more map and
 # moderate growth; a new object needs its own line. As built: the network
-# object's `owner_table` has one entry; only on kernels without socket
-# storage for tracing programs (before 5.11) does the loader size it to
-# 16,384 sockets (~1.3 MB there, docs/kernels.md).
+# object's `owner_table` holds 1,024 connecting sockets (SYN_SENT only);
+# only on kernels without socket storage for tracing programs (before 5.11)
+# does the loader size it to 16,384 sockets (~1.3 MB there, docs/kernels.md).
 declare -A BPF_SIZE=([network_monitor]=65536 [container_monitor]=65536 [storage_monitor]=49152 [node_pmc_monitor]=32768)
 declare -A BPF_MAPS=([network_monitor]=6 [container_monitor]=6 [storage_monitor]=6 [node_pmc_monitor]=10)
 declare -A BPF_RINGBUF=([network_monitor]=262144 [container_monitor]=262144 [storage_monitor]=262144 [node_pmc_monitor]=262144)

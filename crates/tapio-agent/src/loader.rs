@@ -96,6 +96,16 @@ pub struct LoadedObject {
 /// bounded `owner_table` instead of socket-local storage.
 static OWNER_IN_TABLE: u32 = 1;
 
+/// `stamps_ignored` of storage_monitor.o: 1 judges every block request on the
+/// issue-hook fallback path.
+static STAMPS_IGNORED: u32 = 1;
+
+/// Test only, never a default: set (to anything) in the agent's environment,
+/// the storage object ignores the kernel's request timestamps, as on a device
+/// the kernel does not stamp, so the fallback path can be tested on kernels
+/// that stamp every request. Said in the observer's status when set.
+pub const STORAGE_TEST_IGNORE_STAMPS_ENV: &str = "TAPIO_TEST_STORAGE_IGNORE_STAMPS";
+
 /// Sets the load-time choices of `observer`'s object for this kernel; the
 /// returned note says what differs from the full design, if anything.
 fn choose_variant(
@@ -113,6 +123,13 @@ fn choose_variant(
                 "socket owners kept in a table of {OWNER_TABLE_MAX} sockets: this kernel's \
                  tracing programs have no socket storage (`bpf_sk_storage_tracing_allowed` \
                  absent from its BTF)"
+            ))
+        }
+        Observer::Storage if std::env::var_os(STORAGE_TEST_IGNORE_STAMPS_ENV).is_some() => {
+            loader.override_global("stamps_ignored", &STAMPS_IGNORED, true);
+            Some(format!(
+                "test mode ({STORAGE_TEST_IGNORE_STAMPS_ENV}): request timestamps ignored, \
+                 latency from the issue hook"
             ))
         }
         Observer::Container | Observer::Storage | Observer::Node => None,

@@ -243,6 +243,30 @@ fn on_device<'a>(all: &'a [Value], kind: &str, mm: &str) -> Vec<&'a Value> {
     of_type(all, kind, move |d| d["device"] == mm.as_str())
 }
 
+/// The clock the kernel stamps `name`'s requests with, from the queue's own
+/// attributes: writeback throttling (there where `wbt_lat_usec` can be
+/// read) keeps queue stats, which stamp dispatch (`io_start_time_ns`); else
+/// I/O accounting (`iostats`) or a scheduler stamps allocation
+/// (`start_time_ns`); else nothing does and the issue hook measures.
+fn expected_clock(name: &str) -> &'static str {
+    let q = format!("/sys/block/{name}/queue");
+    if std::fs::read_to_string(format!("{q}/wbt_lat_usec")).is_ok() {
+        return "io_start";
+    }
+    let iostats = std::fs::read_to_string(format!("{q}/iostats")).unwrap_or_default();
+    let sched = std::fs::read_to_string(format!("{q}/scheduler")).unwrap_or_default();
+    if iostats.trim() == "1" || !sched.contains("[none]") {
+        return "alloc";
+    }
+    "issue_hook"
+}
+
+/// The status file's correlation-drop counter for `reason` (0 when absent).
+fn correlation_drops(status: &Value, reason: &str) -> u64 {
+    let key = format!("tapio_correlation_drops_total{{observer=\"storage\",reason=\"{reason}\"}}");
+    status["counters"][key.as_str()].as_u64().unwrap_or(0)
+}
+
 #[test]
 fn eio_slow_and_normal_reads_give_exact_evidence_on_the_loop_device() {
     let Some(_k) = kernel_test(&storage_tools(&[])) else {
@@ -303,11 +327,83 @@ fn eio_slow_and_normal_reads_give_exact_evidence_on_the_loop_device() {
         "latency {lat} us of a {SLOW_MS} ms read"
     );
     assert_eq!(spikes[0]["severity"], "warning");
+    let clock = expected_clock(disk.name());
+    eprintln!("latency_clock on {}: {clock}", disk.name());
+    assert_eq!(d["latency_clock"], clock, "{d:#}");
+    assert_eq!(errors[0]["data"]["latency_clock"], clock);
+}
+
+/// Drives the fallback path where every kernel of the matrix stamps loop
+/// requests: the agent's test mode ignores the stamps, so issue and
+/// completion are correlated by the request in the in-flight hash. The same
+/// evidence as on the stamped path, the clock named, the fallback counted
+/// (logged), and a requeue forgets its issue (counted as a drop).
+#[test]
+fn unstamped_requests_take_the_issue_hook_path_with_exact_evidence() {
+    let Some(_k) = kernel_test(&storage_tools(&[])) else {
+        return;
+    };
+    let data = tempdir("blk-unstamped-data");
+    let agent = Agent::start_with_env(
+        "blk-unstamped",
+        &storage_config(),
+        &["--sink", "file", "--data-dir", data.to_str().unwrap()],
+        &[("TAPIO_TEST_STORAGE_IGNORE_STAMPS", "1")],
+    );
+    let disk = FuseLoop::new("blk-unstamped");
+    let (major, minor) = disk.major_minor();
+    let mm = format!("{major}:{minor}");
+
+    let err = disk.read_direct(EIO_OFF).expect_err("the EIO range fails");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    assert_eq!(disk.read_direct(SLOW_OFF).unwrap(), IO);
+    assert_eq!(disk.read_direct(NORMAL_OFF).unwrap(), IO);
+    assert_eq!(disk.read_direct(SHORT_OFF).unwrap(), IO);
+    agent.wait_for(Duration::from_secs(10), |all| {
+        !on_device(all, IO_ERROR, &mm).is_empty() && !on_device(all, SPIKE, &mm).is_empty()
+    });
+    agent.wait_log(
+        "block requests without kernel timestamps",
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, all) = agent.stop();
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_slice(
+        &std::fs::read(data.join(".tapio-status.json")).expect("status file"),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+
+    let errors = on_device(&all, IO_ERROR, &mm);
+    assert_eq!(errors.len(), 1, "one io_error: {errors:#?}");
+    let d = &errors[0]["data"];
+    assert_eq!(d["sector"], EIO_OFF / 512);
+    assert_eq!(d["errno"], libc::EIO);
+    assert_eq!(d["latency_clock"], "issue_hook");
+    let spikes = on_device(&all, SPIKE, &mm);
+    assert_eq!(spikes.len(), 1, "the slow read only: {spikes:#?}");
+    let d = &spikes[0]["data"];
+    assert_eq!(d["sector"], SLOW_OFF / 512);
+    assert_eq!(d["bytes"], IO);
+    assert_eq!(d["latency_clock"], "issue_hook");
+    let lat = d["latency_us"].as_u64().unwrap();
+    assert!(
+        (SLOW_MS * 1000..2_000_000).contains(&lat),
+        "latency {lat} us of a {SLOW_MS} ms read"
+    );
+    assert!(
+        correlation_drops(&status, "requeued") >= 1,
+        "the short read's requeue forgot its issue: {status:#}"
+    );
 }
 
 // Regression guard: a short read makes the loop driver complete part of
-// the request and requeue the rest; that requeue must be counted as a
-// correlation drop and must never surface as an error or a spike.
+// the request and requeue the rest; that must never surface as an error or
+// a spike. On the stamped path nothing is lost (the kernel restamps the
+// re-issue, or the allocation stamp still holds): no correlation drop; on
+// the fallback path (unstamped_requests_take_the_issue_hook_path_...) the
+// requeue forgets the issue and is counted.
 #[test]
 fn short_read_requeue_is_counted_and_never_reported() {
     let Some(_k) = kernel_test(&storage_tools(&[])) else {
@@ -337,12 +433,12 @@ fn short_read_requeue_is_counted_and_never_reported() {
     )
     .unwrap();
     let _ = std::fs::remove_dir_all(&data);
-    let requeued = &status["counters"]
-        ["tapio_correlation_drops_total{observer=\"storage\",reason=\"requeued\"}"];
-    assert!(
-        requeued.as_u64().is_some_and(|n| n >= 1),
-        "requeue counted: {requeued}"
-    );
+    let requeued = correlation_drops(&status, "requeued");
+    if expected_clock(disk.name()) == "issue_hook" {
+        assert!(requeued >= 1, "requeue counted: {status:#}");
+    } else {
+        assert_eq!(requeued, 0, "nothing lost on the stamped path: {status:#}");
+    }
 }
 
 // Issue 5: the latency threshold changes at run time, through the config

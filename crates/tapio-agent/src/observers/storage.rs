@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tapio_common::ebpf::storage::{
-    StorageConfig, StorageRecord, CFG_IO_ERRORS, CFG_LATENCY, REC_F_CRITICAL, REC_F_ERRNO,
-    REC_IO_ERROR, REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE,
-    STAT_PARTIAL_ERROR, STAT_REQUEUED,
+    StorageConfig, StorageRecord, CFG_IO_ERRORS, CFG_LATENCY, REC_F_CLOCK_ALLOC,
+    REC_F_CLOCK_IO_START, REC_F_CRITICAL, REC_F_ERRNO, REC_IO_ERROR, REC_LATENCY, STAT_AMBIGUOUS,
+    STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR, STAT_REQUEUED, STAT_UNSTAMPED,
 };
 use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
@@ -75,6 +75,20 @@ pub const fn split_dev(dev: u32) -> (u32, u32) {
     (dev >> MINORBITS, dev & ((1 << MINORBITS) - 1))
 }
 
+/// Which clock a record's latency came from: the request's dispatch stamp
+/// (`io_start`), its allocation stamp (`alloc`), or the issue hook where the
+/// kernel stamped neither (`issue_hook`).
+#[must_use]
+pub const fn latency_clock(flags: u32) -> &'static str {
+    if flags & REC_F_CLOCK_IO_START != 0 {
+        "io_start"
+    } else if flags & REC_F_CLOCK_ALLOC != 0 {
+        "alloc"
+    } else {
+        "issue_hook"
+    }
+}
+
 fn sysfs_device_name(major: u32, minor: u32) -> Option<String> {
     let link = std::fs::read_link(format!("/sys/dev/block/{major}:{minor}")).ok()?;
     Some(link.file_name()?.to_string_lossy().into_owned())
@@ -95,6 +109,7 @@ pub struct StorageClassifier {
     /// Kernel totals already mirrored, by `DROP_SLOTS` index.
     mirrored: [u64; DROP_SLOTS.len()],
     partial_errors_seen: u64,
+    unstamped_seen: u64,
     name_of: fn(u32, u32) -> Option<String>,
     names: HashMap<u32, Option<String>>,
 }
@@ -108,6 +123,7 @@ impl StorageClassifier {
             counters: None,
             mirrored: [0; DROP_SLOTS.len()],
             partial_errors_seen: 0,
+            unstamped_seen: 0,
             name_of,
             names: HashMap::new(),
         }
@@ -144,7 +160,8 @@ impl StorageClassifier {
         detail
             .u64("sector", r.sector)
             .u64("bytes", u64::from(r.bytes))
-            .u64("latency_us", latency_us);
+            .u64("latency_us", latency_us)
+            .str("latency_clock", latency_clock(r.flags));
         let dev_text = name.map_or(device.clone(), |n| format!("{n} ({device})"));
         let critical = r.flags & REC_F_CRITICAL != 0;
         if kind == REC_IO_ERROR {
@@ -251,6 +268,17 @@ impl Classifier for StorageClassifier {
             );
             self.partial_errors_seen = partial;
         }
+        // Logged once per object (the totals restart with a new one).
+        let unstamped = get(STAT_UNSTAMPED);
+        if unstamped > 0 && self.unstamped_seen == 0 {
+            tracing::info!(
+                observer = "storage",
+                total = unstamped,
+                "block requests without kernel timestamps (no iostats, scheduler or queue stats \
+                 on their device): their latency comes from the issue hook"
+            );
+        }
+        self.unstamped_seen = unstamped;
     }
 }
 

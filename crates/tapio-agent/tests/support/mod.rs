@@ -115,10 +115,26 @@ impl Agent {
     /// Starts the agent with `config` (a CompiledConfig JSON) and extra
     /// args; waits until it reports the config applied.
     pub fn start(tag: &str, config: &Value, extra: &[&str]) -> Agent {
-        Agent::launch(tag, config, "", extra)
+        Agent::launch(tag, config, "", extra, &[])
     }
 
-    fn launch(tag: &str, config: &Value, toml_extra: &str, extra: &[&str]) -> Agent {
+    /// As [`Agent::start`], with extra environment variables for the agent.
+    pub fn start_with_env(
+        tag: &str,
+        config: &Value,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
+        Agent::launch(tag, config, "", extra, env)
+    }
+
+    fn launch(
+        tag: &str,
+        config: &Value,
+        toml_extra: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let dir = tempdir(tag);
         let cfg_path = dir.join("compiled.json");
         std::fs::write(&cfg_path, serde_json::to_vec(config).unwrap()).unwrap();
@@ -138,7 +154,7 @@ impl Agent {
             .arg(ebpf_dir())
             .arg("--sink")
             .arg("stdout");
-        cmd.args(extra);
+        cmd.args(extra).envs(env.iter().copied());
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tapio-agent");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -775,6 +791,6 @@ impl Agent {
     /// [`Agent::start`] with `toml_extra` appended to the agent's TOML
     /// (e.g. a `[metrics]` section).
     pub fn start_toml(tag: &str, config: &Value, toml_extra: &str, extra: &[&str]) -> Agent {
-        Agent::launch(tag, config, toml_extra, extra)
+        Agent::launch(tag, config, toml_extra, extra, &[])
     }
 }

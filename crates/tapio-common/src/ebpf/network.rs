@@ -9,8 +9,11 @@ pub const CFG_RETRANSMIT: u32 = 1 << 2;
 /// Smoothed-RTT samples.
 pub const CFG_RTT: u32 = 1 << 3;
 
-/// Sockets whose owner the fallback `owner_table` holds where tracing
-/// programs have no socket-local storage (`NET_OWNER_TABLE_MAX`).
+/// Sockets in SYN_SENT at once whose owner `owner_table` holds as built
+/// (`NET_CONNECTING_MAX`); beyond it a connect's owner is unknown (counted).
+pub const CONNECTING_MAX: u32 = 1024;
+/// Sockets whose owner `owner_table` holds for their whole life where
+/// tracing programs have no socket-local storage (`NET_OWNER_TABLE_MAX`).
 pub const OWNER_TABLE_MAX: u32 = 16384;
 
 /// A socket left SYN_SENT for CLOSE.

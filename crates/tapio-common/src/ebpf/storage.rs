@@ -2,7 +2,8 @@
 
 use super::{ConfigHeader, RecordHeader};
 
-/// Requests tracked between issue and final completion.
+/// Requests tracked between issue and final completion (only those the
+/// kernel did not stamp: the fallback path).
 pub const INFLIGHT_MAX: u32 = 8192;
 
 /// Report completions with an error.
@@ -20,6 +21,12 @@ pub const REC_F_CRITICAL: u32 = 1 << 0;
 /// `status` is a positive errno, not a `blk_status_t`: the kernel's
 /// tracepoint passed an errno (Linux 5.10).
 pub const REC_F_ERRNO: u32 = 1 << 1;
+/// `latency_ns` came from `rq->io_start_time_ns` (dispatch to the driver).
+/// Neither this nor [`REC_F_CLOCK_ALLOC`]: from the issue hook (fallback).
+pub const REC_F_CLOCK_IO_START: u32 = 1 << 2;
+/// `latency_ns` came from `rq->start_time_ns` (request allocation; includes
+/// scheduler queueing).
+pub const REC_F_CLOCK_ALLOC: u32 = 1 << 3;
 
 /// Issue of a request already in flight (counted for the older issue, and
 /// again when the ambiguous completion is dropped).
@@ -32,6 +39,9 @@ pub const STAT_REQUEUED: u32 = 6;
 pub const STAT_INFLIGHT_FULL: u32 = 7;
 /// Error in a partial completion (not reported).
 pub const STAT_PARTIAL_ERROR: u32 = 8;
+/// Final completion of a request the kernel did not stamp, judged on the
+/// issue hook's clock (the fallback path).
+pub const STAT_UNSTAMPED: u32 = 9;
 
 /// `struct storage_config`.
 #[repr(C)]
@@ -53,7 +63,7 @@ pub struct StorageRecord {
     pub hdr: RecordHeader,
     /// Request position at completion, 512-byte sectors.
     pub sector: u64,
-    /// Issue to final completion.
+    /// Start (see `REC_F_CLOCK_*`) to final completion.
     pub latency_ns: u64,
     /// Kernel `dev_t`: `major << 20 | minor`.
     pub dev: u32,

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use tapio_common::ebpf::storage::{
-    StorageRecord, REC_F_CRITICAL, REC_IO_ERROR, REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL,
-    STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR, STAT_REQUEUED,
+    StorageRecord, REC_F_CLOCK_ALLOC, REC_F_CLOCK_IO_START, REC_F_CRITICAL, REC_IO_ERROR,
+    REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR,
+    STAT_REQUEUED,
 };
 use tapio_common::ebpf::{as_bytes, read_record, RecordHeader, TAPIO_ABI_VERSION};
 use tapio_common::{Anomaly, Fact, Severity};
@@ -202,6 +203,21 @@ fn latency_spike_level_comes_from_the_kernel_judgement() {
     let c = classify(&r);
     assert_eq!(c.severity, Severity::Critical);
     assert_eq!(fact(&c, "level"), Some(Fact::Str("critical".into())));
+}
+
+#[test]
+fn latency_clock_names_the_stamp_the_kernel_measured_from() {
+    let mut r = rec(REC_LATENCY);
+    for (flags, clock) in [
+        (REC_F_CLOCK_IO_START, "io_start"),
+        (REC_F_CLOCK_ALLOC, "alloc"),
+        (0, "issue_hook"),
+        (REC_F_CLOCK_IO_START | REC_F_CRITICAL, "io_start"),
+    ] {
+        r.flags = flags;
+        let c = classify(&r);
+        assert_eq!(fact(&c, "latency_clock"), Some(Fact::Str(clock.into())));
+    }
 }
 
 #[test]

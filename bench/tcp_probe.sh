@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# tcp_probe proven harmless (issue 15): Tapio's per-segment hook under bulk
+# TCP, and what the whole agent costs that transfer.
+#   - kernel ns per tcp_probe call (bpf_stats run_time_ns/run_cnt) over the
+#     runs with the agent attached, and how many calls;
+#   - the floor: the same agent with a copy of network_monitor.o whose
+#     tcp_probe returns at once (what any program on this hook costs here,
+#     bpf_stats included), so what Tapio's work adds is on - floor;
+#   - iperf3 throughput of a bulk loopback transfer and of a transfer over a
+#     veth pair between two network namespaces, agent attached vs not,
+#     REPS runs each, interleaved (off, on, off, on, ...) so a drifting load
+#     hits both alike; medians and the loss of the medians;
+#   - the hook's share of the CPU: calls x ns per call over the transfer
+#     time, an upper bound of the throughput a CPU-bound transfer can lose
+#     to it that, unlike the iperf3 medians, does not drown in the noise of
+#     a shared machine.
+# The agent runs the production-default profile (RTT sampling on, 1 s per
+# socket); it starts before each attached run, so the client socket is one
+# it saw connect (the socket whose every segment does the most work).
+# Appends rows to $BENCH_RESULTS (see bench/lib.sh).
+# Usage: bench/tcp_probe.sh [REPS=5] [SECONDS=4]
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+reps=${1:-5} secs=${2:-4}
+need_root
+build_all
+if ! command -v iperf3 >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq iperf3 >/dev/null
+fi
+stats_on
+
+# The floor object: tcp_probe returns before doing anything.
+mkdir -p "$WORK/floor/src" "$WORK/floor/bpf"
+cp "$BPF_DIR"/*.o "$WORK/floor/bpf/"
+cp "$ROOT"/ebpf/* "$WORK/floor/src/"
+python3 - "$WORK/floor/src/network_monitor.c" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+head = "int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)\n{\n"
+assert head in s, "tcp_probe signature changed: update bench/tcp_probe.sh"
+open(p, "w").write(s.replace(head, head + "\treturn 0;\n"))
+PY
+clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Wno-unused-function -Wno-unused-variable \
+  -Wno-unreachable-code -I "$ROOT/target/bpf-include" -I "$WORK/floor/src" \
+  -I "/usr/include/$(gcc -print-multiarch)" \
+  -c "$WORK/floor/src/network_monitor.c" -o "$WORK/floor/bpf/network_monitor.o"
+
+# veth pair between two namespaces, 10.215.0.1 <-> 10.215.0.2.
+ns_a=tapio-bp-a-$$ ns_b=tapio-bp-b-$$
+ip netns add "$ns_a"; on_exit "ip netns del $ns_a"
+ip netns add "$ns_b"; on_exit "ip netns del $ns_b"
+ip link add bpa type veth peer name bpb
+ip link set bpa netns "$ns_a"; ip link set bpb netns "$ns_b"
+ip -n "$ns_a" addr add 10.215.0.1/24 dev bpa; ip -n "$ns_a" link set bpa up; ip -n "$ns_a" link set lo up
+ip -n "$ns_b" addr add 10.215.0.2/24 dev bpb; ip -n "$ns_b" link set bpb up; ip -n "$ns_b" link set lo up
+
+port=$(free_port)
+iperf3 -s -p "$port" -B 127.0.0.1 >/dev/null 2>&1 &
+srv_lo=$!; on_exit "kill $srv_lo 2>/dev/null"
+ip netns exec "$ns_b" iperf3 -s -p "$port" -B 10.215.0.2 >/dev/null 2>&1 &
+srv_veth=$!; on_exit "kill $srv_veth 2>/dev/null"
+sleep 0.5
+
+# One transfer: $1 = lo|veth; prints the receiver's bits per second.
+xfer() {
+  local json
+  case $1 in
+    lo) json=$(iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J) ;;
+    veth) json=$(ip netns exec "$ns_a" iperf3 -c 10.215.0.2 -p "$port" -t "$secs" -J) ;;
+  esac
+  python3 -c 'import json, sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' <<<"$json"
+}
+
+# One attached transfer: $1 path, $2 object directory, $3 tag; appends
+# "path tag ns calls" to probe.tsv and sets BPS (bits per second). Not in
+# a subshell: the agent it starts must be stopped by this shell.
+attached() {
+  local d ns cnt main_dir=$BPF_DIR
+  BPF_DIR=$2
+  agent_start
+  BPF_DIR=$main_dir
+  sleep 1
+  prog_stats "$AGENT_PID" >"$WORK/t0"
+  BPS=$(xfer "$1")
+  prog_stats "$AGENT_PID" >"$WORK/t1"
+  agent_stop
+  d=$(prog_delta "$WORK/t0" "$WORK/t1" tcp_probe | grep "^tcp_probe:")
+  IFS=: read -r _ ns cnt <<<"$d"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$3" "$ns" "$cnt" >>"$WORK/probe.tsv"
+}
+
+declare -A runs
+: >"$WORK/probe.tsv"
+for i in $(seq "$reps"); do
+  for path in lo veth; do
+    runs[$path-off]+="$(xfer "$path") "
+    attached "$path" "$BPF_DIR" on
+    runs[$path-on]+="$BPS "
+    attached "$path" "$WORK/floor/bpf" floor
+    echo "rep $i $path: off $(awk '{print $NF}' <<<"${runs[$path-off]}") on $(awk '{print $NF}' <<<"${runs[$path-on]}") bit/s; tcp_probe: $(grep "^$path" "$WORK/probe.tsv" | tail -2 | awk '{printf "%s %s ns x %s; ", $2, $3, $4}')"
+  done
+done
+
+for path in lo veth; do
+  read -r ns_med floor_med calls < <(python3 - "$WORK/probe.tsv" "$path" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith(sys.argv[2] + "\t")]
+med = lambda tag: statistics.median(float(r[2]) for r in rows if r[1] == tag)
+on = [r for r in rows if r[1] == "on"]
+print(f"{med('on'):.1f}", f"{med('floor'):.1f}", sum(int(r[3]) for r in on) // len(on))
+PY
+  )
+  share=$(python3 -c "print(f'{$ns_med * $calls / ($secs * 1e9) * 100:.2f}')")
+  read -r off on loss < <(python3 - "${runs[$path-off]}" "${runs[$path-on]}" <<'PY'
+import statistics, sys
+off = statistics.median(int(x) for x in sys.argv[1].split())
+on = statistics.median(int(x) for x in sys.argv[2].split())
+print(f"{off / 1e9:.2f}", f"{on / 1e9:.2f}", f"{(off - on) / off * 100:.2f}")
+PY
+  )
+  label=loopback; [ "$path" = veth ] && label="veth (netns pair)"
+  result kernel "tcp_probe, bulk $label" "$ns_med" - "ns/call" "<= 60" \
+    "$(awk -v v="$ns_med" 'BEGIN{print (v <= 60) ? "yes" : "no"}')" \
+    "median of $reps runs of iperf3 -t $secs; floor (tcp_probe returning at once, same runs) $floor_med ns, so Tapio's work $(python3 -c "print(round($ns_med - $floor_med, 1))") ns; ~$calls calls per run = ${share} % of one core"
+  result agent "tcp_probe, bulk $label: throughput loss" "$loss" - "%" "<= 1" \
+    "$(awk -v v="$loss" 'BEGIN{print (v <= 1) ? "yes" : "no"}')" \
+    "iperf3 median Gbit/s: agent off $off, attached $on ($reps runs each, interleaved); off: ${runs[$path-off]% }; on: ${runs[$path-on]% }"
+  result kernel "tcp_probe, bulk $label: CPU share" "$share" - "% of a core" "<= 1" \
+    "$(awk -v v="$share" 'BEGIN{print (v <= 1) ? "yes" : "no"}')" \
+    "calls x ns/call over the ${secs} s transfer: the most a CPU-bound transfer can lose to the hook"
+  echo "$label: tcp_probe ${ns_med} ns/call (floor ${floor_med}; ~$calls calls/run = ${share} % of a core); throughput off ${off} Gbit/s, on ${on} Gbit/s, loss ${loss} %"
+done
