@@ -165,6 +165,13 @@ elif [[ $said == *"unexpected argument \`--node-pmc-test-mode\`"* ]]; then
 else
   fail "release tapio-agent --node-pmc-test-mode: unexpected answer: $said"
 fi
+# The storage observer's forced-fallback test mode is read from the
+# environment in debug builds only: the release agent has no such name.
+if grep -q -a TAPIO_TEST_STORAGE_IGNORE_STAMPS "$target/release/tapio-agent"; then
+  fail "release tapio-agent contains the test-only knob TAPIO_TEST_STORAGE_IGNORE_STAMPS"
+else
+  echo "verify-lean: ok   release tapio-agent does not contain TAPIO_TEST_STORAGE_IGNORE_STAMPS"
+fi
 
 # The same budgets for what ships on other targets (release tarballs and
 # images carry the musl builds, both arches).

@@ -100,7 +100,8 @@ static OWNER_IN_TABLE: u32 = 1;
 /// issue-hook fallback path.
 static STAMPS_IGNORED: u32 = 1;
 
-/// Test only, never a default: set (to anything) in the agent's environment,
+/// Test only, never a default, debug builds (what the tests run) only: set
+/// (to anything) in the agent's environment,
 /// the storage object ignores the kernel's request timestamps, as on a device
 /// the kernel does not stamp, so the fallback path can be tested on kernels
 /// that stamp every request. Said in the observer's status when set.
@@ -125,7 +126,10 @@ fn choose_variant(
                  absent from its BTF)"
             ))
         }
-        Observer::Storage if std::env::var_os(STORAGE_TEST_IGNORE_STAMPS_ENV).is_some() => {
+        Observer::Storage
+            if cfg!(debug_assertions)
+                && std::env::var_os(STORAGE_TEST_IGNORE_STAMPS_ENV).is_some() =>
+        {
             loader.override_global("stamps_ignored", &STAMPS_IGNORED, true);
             Some(format!(
                 "test mode ({STORAGE_TEST_IGNORE_STAMPS_ENV}): request timestamps ignored, \
