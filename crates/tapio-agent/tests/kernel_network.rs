@@ -387,10 +387,14 @@ fn a_fresh_destination_degrading_after_connect_is_reported_within_3s() {
         .min()
         .unwrap();
     assert!(first > added, "before the queue existed");
+    // 3 s on a real CPU; stretched by TAPIO_TEST_TIME_SCALE under emulation
+    // (the kernel-matrix VMs: 3.5 s once with the host loaded).
+    let within = u64::try_from(scaled(Duration::from_secs(3)).as_nanos()).unwrap();
     assert!(
-        first - added <= 3_000_000_000,
-        "reported {} ms after the queue",
-        (first - added) / 1_000_000
+        first - added <= within,
+        "reported {} ms after the queue (limit {} ms)",
+        (first - added) / 1_000_000,
+        within / 1_000_000
     );
     let d = &got[0]["data"];
     assert_eq!(d["reference"], "min_rtt", "{d:#}");
