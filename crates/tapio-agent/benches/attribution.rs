@@ -96,7 +96,7 @@ fn round(recs: &[Vec<u8>], window_ms: u32, attr: Option<&Attribution>, n: u64) -
                 a.annotate(&mut o);
             }
             json.clear();
-            serde_json::to_writer(&mut json, &o).unwrap();
+            o.write_json(&mut json);
             black_box(&json);
         }
     }

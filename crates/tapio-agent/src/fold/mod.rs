@@ -41,6 +41,10 @@ pub struct Candidate {
     pub detail: Facts,
     /// One line stating the key facts, the `error.message` base.
     pub summary: String,
+    /// The same line as a template over the candidate's facts, rendered
+    /// only when written (`summary` is then empty): the per-record path
+    /// builds no text.
+    pub template: Option<tapio_common::Template>,
     /// Fold repeats of this key. A single kernel fact folds (and carries
     /// `count`); a windowed aggregate states its own count in `detail` and
     /// does not.
@@ -48,6 +52,20 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The `error.message` base: `summary`, or `template` rendered over
+    /// the key and detail facts.
+    #[must_use]
+    pub fn summary_text(&self) -> String {
+        match self.template {
+            Some(t) => {
+                let mut all = self.key.clone();
+                all.append(self.detail.clone());
+                tapio_common::occurrence::render(t, &all)
+            }
+            None => self.summary.clone(),
+        }
+    }
+
     /// The occurrence of an unfolded candidate (or the first of a window).
     #[must_use]
     pub fn into_occurrence(self, count: Option<u64>) -> Occurrence {
@@ -58,13 +76,13 @@ impl Candidate {
             self.unix_ns,
             self.generation,
         );
-        for (k, v) in self.key.iter().chain(self.detail.iter()) {
-            o.data.set(k, v.clone());
-        }
+        // Moved, not cloned: a distinct fact's text is built once.
+        o.data.append(self.key).append(self.detail);
         if let Some(n) = count {
             o.data.u64("count", n);
         }
         o.message = self.summary;
+        o.template = self.template;
         o
     }
 }
@@ -113,7 +131,9 @@ fn hash_fact<H: Hasher>(v: &Fact, h: &mut H) {
         Fact::I64(x) => (1u8, x).hash(h),
         Fact::F64(x) => (2u8, x.to_bits()).hash(h),
         Fact::Bool(x) => (3u8, x).hash(h),
-        Fact::Str(x) => (4u8, x).hash(h),
+        Fact::Str(x) => (4u8, x.as_str()).hash(h),
+        // Text facts hash as their text: equal facts, equal hashes.
+        Fact::Addr(_) | Fact::Comm(_) => (4u8, &*v.text()).hash(h),
     }
 }
 
@@ -230,7 +250,7 @@ impl Folder {
                 outcome: c.outcome,
                 generation: c.generation,
                 key: c.key.clone(),
-                summary: c.summary.clone(),
+                summary: c.summary_text(),
                 start_ns: c.unix_ns,
                 end_ns: c.unix_ns.saturating_add(self.window_ns),
                 repeats: 0,
@@ -308,6 +328,7 @@ mod tests {
             key,
             detail,
             summary: format!("refused :{port}"),
+            template: None,
             fold: true,
         }
     }
