@@ -209,6 +209,18 @@ pub struct Facts {
 pub struct SharedFacts {
     facts: Vec<(&'static str, Fact)>,
     json: Box<[u8]>,
+    /// [`key_bit`] of every key: a key whose bit is clear is none of them.
+    keys: u64,
+}
+
+/// One of 64 bits for a key (from its length and end bytes): a cheap
+/// "certainly not among these keys" test before comparing keys.
+#[inline]
+fn key_bit(k: &str) -> u64 {
+    let b = k.as_bytes();
+    let (first, last) = (b.first().copied(), b.last().copied());
+    let h = b.len() * 31 + usize::from(first.unwrap_or(0)) * 7 + usize::from(last.unwrap_or(0));
+    1 << (h % 64)
 }
 
 impl SharedFacts {
@@ -222,6 +234,7 @@ impl SharedFacts {
         let mut json = Vec::new();
         crate::json::write_members(&mut json, f.iter(), true);
         SharedFacts {
+            keys: f.own.iter().fold(0, |m, (k, _)| m | key_bit(k)),
             facts: f.own,
             json: json.into_boxed_slice(),
         }
@@ -316,10 +329,9 @@ impl Facts {
     /// set one by one instead ([`Facts::set`] semantics either way).
     pub fn attach(&mut self, shared: &Arc<SharedFacts>) -> &mut Self {
         let clash = self.shared.is_some()
-            || shared
-                .facts
-                .iter()
-                .any(|(k, _)| self.own.iter().any(|(o, _)| o == k));
+            || self.own.iter().any(|(o, _)| {
+                key_bit(o) & shared.keys != 0 && shared.facts.iter().any(|(k, _)| same_key(o, k))
+            });
         if clash {
             for (k, v) in shared.iter() {
                 self.set(k, v.clone());
