@@ -132,8 +132,17 @@ fn hash_fact<H: Hasher>(v: &Fact, h: &mut H) {
         Fact::F64(x) => (2u8, x.to_bits()).hash(h),
         Fact::Bool(x) => (3u8, x).hash(h),
         Fact::Str(x) => (4u8, x.as_str()).hash(h),
-        // Text facts hash as their text: equal facts, equal hashes.
-        Fact::Addr(_) | Fact::Comm(_) => (4u8, &*v.text()).hash(h),
+        // Text facts hash as their text (equal facts, equal hashes),
+        // rendered on the stack: an address is at most 45 characters.
+        Fact::Addr(a) => {
+            use std::io::Write;
+            let mut buf = [0u8; 64];
+            let mut w = &mut buf[..];
+            let _ = write!(w, "{a}");
+            let n = 64 - w.len();
+            (4u8, std::str::from_utf8(&buf[..n]).unwrap_or_default()).hash(h);
+        }
+        Fact::Comm(c) => (4u8, &*c.text()).hash(h),
     }
 }
 
@@ -439,6 +448,25 @@ mod tests {
             !f.absorb(&raw(9), 1_001 * 1_000_000, None),
             "flushed windows forget raw keys"
         );
+    }
+
+    #[test]
+    fn text_facts_hash_as_their_text() {
+        // Equal facts must hash alike, whatever their variant.
+        let hash = |v: &Fact| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            hash_fact(v, &mut h);
+            h.finish()
+        };
+        let v6: std::net::IpAddr = "fd00::2".parse().unwrap();
+        assert_eq!(hash(&Fact::Addr(v6)), hash(&Fact::Str("fd00::2".into())));
+        let v4 = std::net::IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(hash(&Fact::Addr(v4)), hash(&Fact::Str("10.0.0.9".into())));
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        let comm = Fact::Comm(tapio_common::Comm(comm));
+        assert_eq!(comm, Fact::Str("curl".into()));
+        assert_eq!(hash(&comm), hash(&Fact::Str("curl".into())));
     }
 
     #[test]
