@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 pub mod ebpf;
+pub mod facts;
 pub mod json;
 pub mod kubelet;
 pub mod occurrence;
