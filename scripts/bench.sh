@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Tapio benchmark and prints one summary table (issue 9):
 #   1. userspace hot path (cargo bench --bench hot_path), including the
-#      drain of a real BPF ring buffer fed by a synthetic producer;
+#      drain of a real BPF ring buffer fed by a synthetic producer; the
+#      attribution bench (--bench attribution); the agent's peak RSS
+#      (VmHWM) during start-up;
 #   2. bench/storms.sh: idle agent, then Tapio and the libbpf-tools peer
 #      attached at once under a connect, block I/O and fork/exit storm;
 #   3. bench/scaling.sh: cost against event rate and map pressure;
@@ -23,7 +25,7 @@ need_peers
 build_all
 # Build the bench binary now: compiling while waiting for quiet, or inside
 # the measurement, would load the machine being measured.
-(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo bench -q -p tapio-agent --bench hot_path --no-run 2>/dev/null)
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo bench -q -p tapio-agent --bench hot_path --bench attribution --no-run 2>/dev/null)
 export BENCH_RESULTS=$RESULTS BENCH_NO_BUILD=1 CARGO_TARGET_DIR=$TARGET
 : >"$RESULTS"
 echo "bench: load average before measuring: $(wait_quiet 1.0 "${BENCH_WAIT_QUIET:-0}")"
@@ -43,6 +45,30 @@ while read -r name records wall cpu ns note; do
   result "hot path" "$name" "$cpu" - "records/s per core" "$goal" "$met" \
     "$ns ns/record CPU, $wall records/s wall; $note"
 done < <(awk '$2 ~ /^[0-9]+$/' "$WORK/hot.txt")
+
+# --- 1b. attribution on the drain path (issue 14) ----------------------------
+echo "== attribution (cargo bench -p tapio-agent --bench attribution)"
+(cd "$ROOT" && cargo bench -q -p tapio-agent --bench attribution 2>/dev/null) | tee "$WORK/attr.txt"
+# case median rounds...: the cost of a cached lookup per emitted occurrence.
+python3 - "$WORK/attr.txt" >"$WORK/attr.row" <<'PY'
+import sys
+m = {l.split()[0]: float(l.split()[1]) for l in open(sys.argv[1]) if l.split()[1:2] and l.split()[1].replace('.', '', 1).isdigit()}
+print(f"{m['distinct+attr'] - m['distinct']:.0f}\t{m['distinct']:.0f}\t{m['distinct+attr']:.0f}\t{m['annotate-only']:.0f}")
+PY
+IFS=$'\t' read -r attr_gap attr_off attr_on attr_only <"$WORK/attr.row"
+result "hot path" "attribution, cached, per distinct occurrence" "$attr_gap" - "ns/record" - - \
+  "median ns/record CPU: distinct $attr_off, distinct+attr $attr_on; annotate alone $attr_only"
+
+# --- 1c. start-up peak RSS (issue 15) -----------------------------------------
+# Not timed: the agent's VmHWM once it has loaded every object and applied
+# its config (kernel BTF parsed and dropped), and its VmRSS then.
+echo "== start-up peak RSS (VmHWM after loading)"
+agent_start
+read -r _ up_rss up_hwm <<<"$(proc_sample "$AGENT_PID")"
+agent_stop
+echo "start-up: VmHWM ${up_hwm} kB, VmRSS ${up_rss} kB"
+result agent "peak RSS during start-up" "$(python3 -c "print(round($up_hwm/1024,1))")" - MB "<= 20" \
+  "$(awk -v v="$up_hwm" 'BEGIN{print (v <= 20480) ? "yes" : "no"}')" "VmHWM after loading; VmRSS then ${up_rss} kB"
 
 # --- 2 and 3 ------------------------------------------------------------------
 "$ROOT/bench/storms.sh" "${BENCH_IDLE:-60}"

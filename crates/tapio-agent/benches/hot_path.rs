@@ -1,5 +1,6 @@
 //! Userspace hot path benchmark: ring record bytes -> parse -> classify ->
-//! fold -> count -> serialize (serde_json), per record, on one core.
+//! fold -> count -> serialize (`Occurrence::write_json`, as the sinks do),
+//! per record, on one core.
 //!
 //! A plain `harness = false` bench: `cargo bench -p tapio-agent --bench
 //! hot_path` prints one line per case with records/s over wall time and
@@ -13,6 +14,8 @@
 //! - `storage/distinct`: latency-spike records, folding off;
 //! - `parse-only`, `classify-only` (record bytes -> candidate, facts and
 //!   summary text built) and `serialize-only`: the stages alone;
+//!   `serialize-serde` the same occurrence through serde_json, the
+//!   reference the hand-written writer is tested against;
 //! - `ring/*` (root, `TAPIO_BENCH_PRODUCER=<ring_producer.o>`): the same
 //!   pipeline fed from a real BPF ring buffer through aya's `RingBuf`,
 //!   filled by `bench/ring_producer.bpf.c` via `BPF_PROG_TEST_RUN`;
@@ -150,7 +153,7 @@ impl Pipeline {
             };
             self.counters.anomaly(o.anomaly, facts);
             self.json.clear();
-            serde_json::to_writer(&mut self.json, &o).expect("occurrence serializes");
+            o.write_json(&mut self.json);
             self.json.push(b'\n');
             black_box(&self.json);
             self.serialized += 1;
@@ -326,11 +329,20 @@ fn main() {
         results.push(time("serialize-only", n, || {
             for _ in 0..n {
                 json.clear();
+                o.write_json(&mut json);
+                len = json.len();
+                black_box(&json);
+            }
+            format!("{len} bytes per occurrence (Occurrence::write_json, the sinks' writer)")
+        }));
+        results.push(time("serialize-serde", n, || {
+            for _ in 0..n {
+                json.clear();
                 serde_json::to_writer(&mut json, &o).expect("serializes");
                 len = json.len();
                 black_box(&json);
             }
-            format!("{len} bytes per occurrence")
+            format!("{len} bytes per occurrence (serde_json, the writer's reference)")
         }));
     }
     if want("ring/") {

@@ -15,7 +15,7 @@ use crate::controller::{agent_identity, ControllerLink};
 use crate::counters::{Counters, SinkKind};
 use crate::datadir::{DataDir, DataDirError};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
-use crate::loader::{kernel_btf, LoadedObject};
+use crate::loader::{bare_loaders, kernel_btf, LoadedObject};
 use crate::observers::{attach_special, classifier};
 use crate::settings::Settings;
 use crate::sinks::controller::ControllerSink;
@@ -259,6 +259,9 @@ pub async fn run(
         })?,
     );
 
+    // Loaders first: each parses (and here drops) its own copy of the
+    // kernel BTF, one at a time, before the agent's one copy exists.
+    let mut loaders = bare_loaders(Observer::ALL.len()).into_iter();
     let btf = match kernel_btf() {
         Ok(b) => b,
         Err(e) => {
@@ -316,7 +319,10 @@ pub async fn run(
             failures.push(format!("{o}: {reason}"));
             continue;
         };
-        let loaded = LoadedObject::load(&settings.ebpf_dir, o, &btf, o == Observer::Node)
+        let Some(loader) = loaders.next() else {
+            break;
+        };
+        let loaded = LoadedObject::load(loader, &settings.ebpf_dir, o, &btf, o == Observer::Node)
             .map_err(|e| error_chain(&e));
         let loaded = loaded.and_then(|(mut obj, ring)| {
             let note = attach_special(o, &mut obj, &settings)?;
@@ -358,8 +364,16 @@ pub async fn run(
     drop(applied_tx);
     // Kernel BTF is only needed to load: its parsed form is megabytes.
     // Hand it and the loaders' scratch back to the OS before settling in.
+    drop(loaders);
     drop(btf);
     crate::preflight::release_free_memory();
+    if let Some((rss, peak)) = crate::preflight::memory_kib() {
+        tracing::info!(
+            rss_kib = rss,
+            peak_rss_kib = peak,
+            "start-up memory (VmRSS, VmHWM)"
+        );
+    }
     if tasks.is_empty() {
         // `tapio status` shows every observer's reason after the exit.
         StatusWriter::new(data_dir).write(&state);

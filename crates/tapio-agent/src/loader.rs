@@ -150,24 +150,45 @@ pub fn kernel_btf() -> Result<Btf, LoadError> {
     })
 }
 
+/// `n` aya loaders holding no BTF yet, made before the agent parses its
+/// one copy of the kernel BTF ([`kernel_btf`]).
+///
+/// aya 0.14's `EbpfLoader::new()` parses the whole kernel BTF itself
+/// (~20 MB while parsing, ~13 MB kept on this machine) even when
+/// [`EbpfLoader::btf`] replaces it right after. Made here one at a time,
+/// each loader's copy is dropped before the next is parsed and before the
+/// agent's own: at most one parse is alive at once, so start-up peaks at
+/// one parse instead of two (issue 15: VmHWM 41 MB before).
+#[must_use]
+pub fn bare_loaders<'a>(n: usize) -> Vec<EbpfLoader<'a>> {
+    (0..n)
+        .map(|_| {
+            let mut l = EbpfLoader::new();
+            l.btf(None);
+            l
+        })
+        .collect()
+}
+
 impl LoadedObject {
-    /// Loads `<dir>/<object>.o` and attaches every tracepoint program.
-    /// Programs of other types are left loaded-but-detached for the
-    /// observer's own code when `skip_other` is set.
+    /// Loads `<dir>/<object>.o` with `loader` (one of [`bare_loaders`])
+    /// and attaches every tracepoint program. Programs of other types are
+    /// left loaded-but-detached for the observer's own code when
+    /// `skip_other` is set.
     ///
     /// # Errors
     /// Any [`LoadError`]; nothing stays attached on error.
-    pub fn load(
+    pub fn load<'a>(
+        mut loader: EbpfLoader<'a>,
         dir: &Path,
         observer: Observer,
-        btf: &Btf,
+        btf: &'a Btf,
         skip_other: bool,
     ) -> Result<(Self, RingBuf<MapData>), LoadError> {
         let path = dir.join(format!("{}.o", observer.object_name()));
         if !path.is_file() {
             return Err(LoadError::ObjectMissing { path });
         }
-        let mut loader = EbpfLoader::new();
         loader.btf(Some(btf));
         let note = choose_variant(&mut loader, observer, KernelFeatures::from_btf(btf));
         let mut ebpf = loader.load_file(&path).map_err(|e| LoadError::Object {

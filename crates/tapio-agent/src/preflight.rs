@@ -144,6 +144,23 @@ pub fn release_free_memory() {
     let _ = unsafe { libc::malloc_trim(0) };
 }
 
+/// This process's resident memory now and at its peak (`VmRSS`, `VmHWM`
+/// of /proc/self/status), in KiB; `None` where the file or a field is
+/// missing.
+#[must_use]
+pub fn memory_kib() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
 /// (before 5.11); harmless elsewhere.
 pub fn raise_memlock() {
@@ -159,6 +176,12 @@ pub fn raise_memlock() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_its_own_memory() {
+        let (rss, peak) = memory_kib().expect("/proc/self/status has VmRSS and VmHWM");
+        assert!(rss > 0 && peak >= rss, "rss {rss} KiB, peak {peak} KiB");
+    }
 
     #[test]
     fn parses_kernel_releases() {

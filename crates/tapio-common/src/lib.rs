@@ -7,6 +7,8 @@
 
 pub mod anomaly;
 pub mod ebpf;
+pub mod facts;
+pub mod json;
 pub mod kubelet;
 pub mod occurrence;
 pub mod sink;
@@ -14,5 +16,8 @@ pub mod status;
 pub mod time;
 
 pub use anomaly::{Anomaly, Observer};
-pub use occurrence::{ErrorInfo, Fact, Facts, Occurrence, OccurrenceRecord, Outcome, Severity};
+pub use occurrence::{
+    Comm, ErrorInfo, Fact, Facts, Occurrence, OccurrenceRecord, Outcome, Piece, Severity,
+    SharedFacts, Template,
+};
 pub use sink::{Sink, SinkError};

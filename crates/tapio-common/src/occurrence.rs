@@ -5,11 +5,14 @@
 //! There is no field for reasoning, explanation or remediation, and
 //! [`OccurrenceRecord`] rejects documents that carry one.
 
-use serde::ser::{SerializeMap, SerializeStruct};
+use serde::ser::SerializeStruct;
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize, Serializer};
 use ulid::Ulid;
 
 use crate::anomaly::{Anomaly, Observer};
+pub use crate::facts::{render, Comm, Fact, Facts, Piece, SharedFacts, Template};
 use crate::time::{format_rfc3339_millis, parse_rfc3339_utc};
 
 /// `source` of every occurrence.
@@ -62,108 +65,6 @@ impl Outcome {
     }
 }
 
-/// One value in `data`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fact {
-    /// Unsigned integer.
-    U64(u64),
-    /// Signed integer.
-    I64(i64),
-    /// Floating point (ratios only; counters are integers).
-    F64(f64),
-    /// Boolean.
-    Bool(bool),
-    /// Text (addresses, comm, device names).
-    Str(String),
-}
-
-impl Serialize for Fact {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Fact::U64(v) => s.serialize_u64(*v),
-            Fact::I64(v) => s.serialize_i64(*v),
-            Fact::F64(v) => s.serialize_f64(*v),
-            Fact::Bool(v) => s.serialize_bool(*v),
-            Fact::Str(v) => s.serialize_str(v),
-        }
-    }
-}
-
-/// The ordered facts of an occurrence's `data`; keys are unique.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Facts(Vec<(&'static str, Fact)>);
-
-impl Facts {
-    /// Empty facts with room for `n`.
-    #[must_use]
-    pub fn with_capacity(n: usize) -> Self {
-        Facts(Vec::with_capacity(n))
-    }
-
-    /// Sets `key` to `value`, replacing an earlier value of the same key.
-    pub fn set(&mut self, key: &'static str, value: Fact) -> &mut Self {
-        if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
-        } else {
-            self.0.push((key, value));
-        }
-        self
-    }
-
-    /// Sets an unsigned fact.
-    pub fn u64(&mut self, key: &'static str, v: u64) -> &mut Self {
-        self.set(key, Fact::U64(v))
-    }
-
-    /// Sets a signed fact.
-    pub fn i64(&mut self, key: &'static str, v: i64) -> &mut Self {
-        self.set(key, Fact::I64(v))
-    }
-
-    /// Sets a text fact.
-    pub fn str(&mut self, key: &'static str, v: impl Into<String>) -> &mut Self {
-        self.set(key, Fact::Str(v.into()))
-    }
-
-    /// Sets a boolean fact.
-    pub fn bool(&mut self, key: &'static str, v: bool) -> &mut Self {
-        self.set(key, Fact::Bool(v))
-    }
-
-    /// The value of `key`.
-    #[must_use]
-    pub fn get(&self, key: &str) -> Option<&Fact> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    /// Iterates in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Fact)> {
-        self.0.iter().map(|(k, v)| (*k, v))
-    }
-
-    /// Number of facts.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when there are no facts.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Facts {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
 /// One emitted anomaly, as built by the agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Occurrence {
@@ -177,8 +78,11 @@ pub struct Occurrence {
     pub severity: Severity,
     /// Outcome.
     pub outcome: Outcome,
-    /// `error.message`: the facts in one line, no interpretation.
+    /// `error.message`: the facts in one line, no interpretation. Empty
+    /// when `template` is set ([`Occurrence::message_text`] reads either).
     pub message: String,
+    /// `error.message` as a template over `data`, rendered when written.
+    pub template: Option<Template>,
     /// `data`: the kernel facts. `config_generation` and `timestamp_ns` are
     /// always present.
     pub data: Facts,
@@ -206,6 +110,7 @@ impl Occurrence {
             severity,
             outcome,
             message: String::new(),
+            template: None,
             data,
         }
     }
@@ -214,6 +119,22 @@ impl Occurrence {
     #[must_use]
     pub fn observer(&self) -> Observer {
         self.anomaly.observer()
+    }
+
+    /// `error.message`: `message`, or `template` rendered over `data`.
+    #[must_use]
+    pub fn message_text(&self) -> Cow<'_, str> {
+        match self.template {
+            Some(t) => Cow::Owned(render(t, &self.data)),
+            None => Cow::Borrowed(&self.message),
+        }
+    }
+
+    /// Appends this occurrence as compact JSON to `out`: the bytes
+    /// `serde_json::to_writer` writes, without its allocations
+    /// ([`crate::json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        crate::json::write_occurrence(out, self);
     }
 }
 
@@ -269,7 +190,7 @@ impl Serialize for Occurrence {
             "error",
             &ErrorRef {
                 code: self.anomaly.error_code(),
-                message: &self.message,
+                message: &self.message_text(),
             },
         )?;
         st.serialize_field("data", &self.data)?;

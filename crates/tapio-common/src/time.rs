@@ -33,16 +33,43 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 /// Formats Unix nanoseconds as RFC 3339 UTC with milliseconds and `Z`.
 #[must_use]
 pub fn format_rfc3339_millis(unix_ns: u64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_millis(&mut out, unix_ns);
+    // Digits and ASCII punctuation only.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format_rfc3339_millis`]'s text to `out`, without allocating
+/// (the drain path's serializer).
+pub fn write_rfc3339_millis(out: &mut Vec<u8>, unix_ns: u64) {
     let secs = i64::try_from(unix_ns / 1_000_000_000).unwrap_or(i64::MAX);
     let millis = (unix_ns % 1_000_000_000) / 1_000_000;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    // u64 nanoseconds end in 2554: the year has four digits.
+    let year = u64::try_from(y).unwrap_or(0);
+    let digits = |out: &mut Vec<u8>, v: u64, n: u32| {
+        for p in (0..n).rev() {
+            // One decimal digit: the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation)]
+            out.push(b'0' + ((v / 10u64.pow(p)) % 10) as u8);
+        }
+    };
+    let sod = u64::try_from(sod).unwrap_or(0);
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, u64::from(mo), 2);
+    out.push(b'-');
+    digits(out, u64::from(d), 2);
+    out.push(b'T');
+    digits(out, sod / 3600, 2);
+    out.push(b':');
+    digits(out, (sod % 3600) / 60, 2);
+    out.push(b':');
+    digits(out, sod % 60, 2);
+    out.push(b'.');
+    digits(out, millis, 3);
+    out.push(b'Z');
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into Unix nanoseconds.

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tapio_common::kubelet::KubeletPath;
+use tapio_common::{Fact, SharedFacts};
 
 /// Entries of the agent's cache: with kubelet-length paths (~200 bytes)
 /// and parsed facts, at most ~2 MB.
@@ -39,12 +40,16 @@ pub struct Key {
 }
 
 /// What a resolved cgroup is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Owner {
     /// Path from the hierarchy's root.
     pub path: String,
     /// What the path states by the kubelet's conventions.
     pub kubelet: Option<KubeletPath>,
+    /// The occurrence facts of both (`cgroup_path`, then `pod_uid`,
+    /// `qos_class`, `container_id`, `container_runtime` when the path
+    /// states them), rendered to JSON once here, on the resolver thread.
+    pub facts: Arc<SharedFacts>,
 }
 
 impl Owner {
@@ -52,7 +57,22 @@ impl Owner {
     #[must_use]
     pub fn new(path: String) -> Owner {
         let kubelet = tapio_common::kubelet::parse(&path);
-        Owner { path, kubelet }
+        let mut facts = vec![("cgroup_path", Fact::Str(path.clone()))];
+        if let Some(k) = &kubelet {
+            facts.push(("pod_uid", Fact::Str(k.pod_uid.clone())));
+            facts.push(("qos_class", Fact::Str(k.qos_class.as_str().into())));
+            if let Some(c) = &k.container {
+                facts.push(("container_id", Fact::Str(c.id.clone())));
+                if let Some(r) = c.runtime {
+                    facts.push(("container_runtime", Fact::Str(r.as_str().into())));
+                }
+            }
+        }
+        Owner {
+            path,
+            kubelet,
+            facts: Arc::new(SharedFacts::new(facts)),
+        }
     }
 }
 

@@ -78,20 +78,11 @@ pub fn owner_key(occ: &Occurrence) -> Option<Key> {
     }
 }
 
-/// Adds `owner`'s facts to `occ`.
+/// Adds `owner`'s facts to `occ`: its pre-rendered [`Owner::facts`],
+/// shared, not copied (the drain path adds no text and no serialization
+/// work per occurrence).
 pub fn add_facts(occ: &mut Occurrence, owner: &Owner) {
-    occ.data.str("cgroup_path", owner.path.as_str());
-    if let Some(k) = &owner.kubelet {
-        occ.data
-            .str("pod_uid", k.pod_uid.as_str())
-            .str("qos_class", k.qos_class.as_str());
-        if let Some(c) = &k.container {
-            occ.data.str("container_id", c.id.as_str());
-            if let Some(r) = c.runtime {
-                occ.data.str("container_runtime", r.as_str());
-            }
-        }
-    }
+    occ.data.attach(&owner.facts);
 }
 
 impl Attribution {

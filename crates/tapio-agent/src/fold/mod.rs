@@ -41,6 +41,10 @@ pub struct Candidate {
     pub detail: Facts,
     /// One line stating the key facts, the `error.message` base.
     pub summary: String,
+    /// The same line as a template over the candidate's facts, rendered
+    /// only when written (`summary` is then empty): the per-record path
+    /// builds no text.
+    pub template: Option<tapio_common::Template>,
     /// Fold repeats of this key. A single kernel fact folds (and carries
     /// `count`); a windowed aggregate states its own count in `detail` and
     /// does not.
@@ -48,6 +52,20 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The `error.message` base: `summary`, or `template` rendered over
+    /// the key and detail facts.
+    #[must_use]
+    pub fn summary_text(&self) -> String {
+        match self.template {
+            Some(t) => {
+                let mut all = self.key.clone();
+                all.append(self.detail.clone());
+                tapio_common::occurrence::render(t, &all)
+            }
+            None => self.summary.clone(),
+        }
+    }
+
     /// The occurrence of an unfolded candidate (or the first of a window).
     #[must_use]
     pub fn into_occurrence(self, count: Option<u64>) -> Occurrence {
@@ -58,13 +76,13 @@ impl Candidate {
             self.unix_ns,
             self.generation,
         );
-        for (k, v) in self.key.iter().chain(self.detail.iter()) {
-            o.data.set(k, v.clone());
-        }
+        // Moved, not cloned: a distinct fact's text is built once.
+        o.data.append(self.key).append(self.detail);
         if let Some(n) = count {
             o.data.u64("count", n);
         }
         o.message = self.summary;
+        o.template = self.template;
         o
     }
 }
@@ -113,7 +131,18 @@ fn hash_fact<H: Hasher>(v: &Fact, h: &mut H) {
         Fact::I64(x) => (1u8, x).hash(h),
         Fact::F64(x) => (2u8, x.to_bits()).hash(h),
         Fact::Bool(x) => (3u8, x).hash(h),
-        Fact::Str(x) => (4u8, x).hash(h),
+        Fact::Str(x) => (4u8, x.as_str()).hash(h),
+        // Text facts hash as their text (equal facts, equal hashes),
+        // rendered on the stack: an address is at most 45 characters.
+        Fact::Addr(a) => {
+            use std::io::Write;
+            let mut buf = [0u8; 64];
+            let mut w = &mut buf[..];
+            let _ = write!(w, "{a}");
+            let n = 64 - w.len();
+            (4u8, std::str::from_utf8(&buf[..n]).unwrap_or_default()).hash(h);
+        }
+        Fact::Comm(c) => (4u8, &*c.text()).hash(h),
     }
 }
 
@@ -230,7 +259,7 @@ impl Folder {
                 outcome: c.outcome,
                 generation: c.generation,
                 key: c.key.clone(),
-                summary: c.summary.clone(),
+                summary: c.summary_text(),
                 start_ns: c.unix_ns,
                 end_ns: c.unix_ns.saturating_add(self.window_ns),
                 repeats: 0,
@@ -308,6 +337,7 @@ mod tests {
             key,
             detail,
             summary: format!("refused :{port}"),
+            template: None,
             fold: true,
         }
     }
@@ -418,6 +448,25 @@ mod tests {
             !f.absorb(&raw(9), 1_001 * 1_000_000, None),
             "flushed windows forget raw keys"
         );
+    }
+
+    #[test]
+    fn text_facts_hash_as_their_text() {
+        // Equal facts must hash alike, whatever their variant.
+        let hash = |v: &Fact| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            hash_fact(v, &mut h);
+            h.finish()
+        };
+        let v6: std::net::IpAddr = "fd00::2".parse().unwrap();
+        assert_eq!(hash(&Fact::Addr(v6)), hash(&Fact::Str("fd00::2".into())));
+        let v4 = std::net::IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(hash(&Fact::Addr(v4)), hash(&Fact::Str("10.0.0.9".into())));
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        let comm = Fact::Comm(tapio_common::Comm(comm));
+        assert_eq!(comm, Fact::Str("curl".into()));
+        assert_eq!(hash(&comm), hash(&Fact::Str("curl".into())));
     }
 
     #[test]

@@ -211,6 +211,7 @@ impl ContainerClassifier {
                 r.tgid,
                 comm_str(&r.comm)
             ),
+            template: None,
             key,
             detail,
             fold: true,
@@ -246,6 +247,7 @@ impl ContainerClassifier {
             unix_ns,
             generation: r.hdr.generation,
             summary: format!("pid={} comm={} {how}", r.tgid, comm_str(&r.comm)),
+            template: None,
             key,
             detail,
             fold: true,

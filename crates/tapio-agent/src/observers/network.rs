@@ -9,10 +9,10 @@ use tapio_common::ebpf::network::{
     REC_F_OWNER_KNOWN, REC_F_RST, REC_RETRANSMIT, REC_RTT_SAMPLE,
 };
 use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
-use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
+use tapio_common::{Anomaly, Comm, Fact, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, NetworkSettings};
 
-use super::{comm_str, parse_record, Classifier, Malformed};
+use super::{parse_record, Classifier, Malformed};
 use crate::clock::Clock;
 use crate::counters::{Counters, FactDrop};
 use crate::fold::{Candidate, RawKey};
@@ -126,18 +126,84 @@ fn owner_facts(r: &NetworkRecord, f: &mut Facts) -> bool {
     let known = r.flags & REC_F_OWNER_KNOWN != 0;
     if known {
         f.u64("pid", u64::from(r.tgid))
-            .str("comm", comm_str(&r.comm))
+            .set("comm", Fact::Comm(Comm(r.comm)))
             .u64("cgroup_id", r.cgroup_id);
     }
     known
 }
 
-fn owner_text(r: &NetworkRecord) -> String {
-    if r.flags & REC_F_OWNER_KNOWN != 0 {
-        format!(" pid={} comm={}", r.tgid, comm_str(&r.comm))
-    } else {
-        " owner=unknown".into()
-    }
+/// `error.message` of connect failures, as templates over the candidate's
+/// own facts: the text is written with the occurrence, never built per
+/// record. ` pid=<pid> comm=<comm>` or ` owner=unknown` ends each.
+mod summary {
+    use tapio_common::Piece::{Fact as F, Lit as L};
+    use tapio_common::Template;
+
+    pub(super) const REFUSED: [Template; 2] = [
+        &[
+            L("connect to "),
+            F("dst_addr"),
+            L(":"),
+            F("dst_port"),
+            L(" refused owner=unknown"),
+        ],
+        &[
+            L("connect to "),
+            F("dst_addr"),
+            L(":"),
+            F("dst_port"),
+            L(" refused pid="),
+            F("pid"),
+            L(" comm="),
+            F("comm"),
+        ],
+    ];
+    pub(super) const TIMED_OUT: [Template; 2] = [
+        &[
+            L("connect to "),
+            F("dst_addr"),
+            L(":"),
+            F("dst_port"),
+            L(" timed out ("),
+            F("gave_up"),
+            L(" gave up) owner=unknown"),
+        ],
+        &[
+            L("connect to "),
+            F("dst_addr"),
+            L(":"),
+            F("dst_port"),
+            L(" timed out ("),
+            F("gave_up"),
+            L(" gave up) pid="),
+            F("pid"),
+            L(" comm="),
+            F("comm"),
+        ],
+    ];
+    pub(super) const ICMP: [Template; 2] = [
+        &[
+            L("connect to "),
+            F("dst_addr"),
+            L(":"),
+            F("dst_port"),
+            L(" failed: ICMP "),
+            F("icmp_unreachable"),
+            L(" unreachable owner=unknown"),
+        ],
+        &[
+            L("connect to "),
+            F("dst_addr"),
+            L(":"),
+            F("dst_port"),
+            L(" failed: ICMP "),
+            F("icmp_unreachable"),
+            L(" unreachable pid="),
+            F("pid"),
+            L(" comm="),
+            F("comm"),
+        ],
+    ];
 }
 
 impl NetworkClassifier {
@@ -146,7 +212,7 @@ impl NetworkClassifier {
         let dst = addr(r.family, &r.daddr);
         let src = addr(r.family, &r.saddr);
         let mut key = Facts::with_capacity(8);
-        key.str("dst_addr", dst.to_string())
+        key.set("dst_addr", Fact::Addr(dst))
             .u64("dst_port", u64::from(r.dport));
         let known = owner_facts(r, &mut key);
         let mut detail = Facts::with_capacity(9);
@@ -154,19 +220,16 @@ impl NetworkClassifier {
             detail.u64("tid", u64::from(r.pid));
         }
         detail
-            .str("src_addr", src.to_string())
+            .set("src_addr", Fact::Addr(src))
             .u64("src_port", u64::from(r.sport))
             .u64("syn_retransmits", u64::from(r.retransmits))
             .u64("syn_sent_ns", r.duration_ns)
             .i64("errno", i64::from(r.sk_err));
-        let target = format!("{dst}:{}", r.dport);
-        let (anomaly, summary) = match end {
+        let owner = usize::from(known);
+        let (anomaly, template) = match end {
             ConnectEnd::Refused => {
                 detail.bool("reset_received", r.flags & REC_F_RST != 0);
-                (
-                    Anomaly::ConnectionRefused,
-                    format!("connect to {target} refused{}", owner_text(r)),
-                )
+                (Anomaly::ConnectionRefused, summary::REFUSED[owner])
             }
             ConnectEnd::SynRetriesExhausted | ConnectEnd::ApplicationGaveUp => {
                 let side = if end == ConnectEnd::ApplicationGaveUp {
@@ -175,24 +238,12 @@ impl NetworkClassifier {
                     "kernel"
                 };
                 key.str("gave_up", side);
-                (
-                    Anomaly::ConnectionTimeout,
-                    format!(
-                        "connect to {target} timed out ({side} gave up){}",
-                        owner_text(r)
-                    ),
-                )
+                (Anomaly::ConnectionTimeout, summary::TIMED_OUT[owner])
             }
             ConnectEnd::IcmpUnreachable(what) => {
                 key.str("gave_up", "kernel");
                 detail.str("icmp_unreachable", what);
-                (
-                    Anomaly::ConnectionTimeout,
-                    format!(
-                        "connect to {target} failed: ICMP {what} unreachable{}",
-                        owner_text(r)
-                    ),
-                )
+                (Anomaly::ConnectionTimeout, summary::ICMP[owner])
             }
         };
         Ok(Candidate {
@@ -203,7 +254,8 @@ impl NetworkClassifier {
             generation: r.hdr.generation,
             key,
             detail,
-            summary,
+            summary: String::new(),
+            template: Some(template),
             fold: true,
         })
     }

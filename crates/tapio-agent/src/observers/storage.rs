@@ -183,6 +183,7 @@ impl StorageClassifier {
                     "{op} of {} bytes at sector {} on {dev_text} failed: errno {errno}",
                     r.bytes, r.sector
                 ),
+                template: None,
                 key,
                 detail,
                 fold: true,
@@ -213,6 +214,7 @@ impl StorageClassifier {
                     "{op} of {} bytes at sector {} on {dev_text} took {latency_us} us ({level})",
                     r.bytes, r.sector
                 ),
+                template: None,
                 key,
                 detail,
                 fold: true,

@@ -115,10 +115,8 @@ impl FileSink {
 
     fn write_one(&self, o: &Occurrence) -> Result<String, SinkError> {
         let name = format!("{}.json", o.id);
-        let body = serde_json::to_vec(o).map_err(|e| SinkError::Io {
-            op: "serialize",
-            source: e.into(),
-        })?;
+        let mut body = Vec::with_capacity(1024);
+        o.write_json(&mut body);
         self.dir.write_file(&name, &body).map_err(io)?;
         Ok(name)
     }

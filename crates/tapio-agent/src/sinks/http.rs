@@ -95,10 +95,8 @@ impl Sink for HttpSink {
 
     fn write_batch(&mut self, batch: &[Occurrence], deadline: Instant) -> Result<(), SinkError> {
         let started = Instant::now();
-        let body = serde_json::to_vec(batch).map_err(|e| SinkError::Io {
-            op: "serialize",
-            source: e.into(),
-        })?;
+        let mut body = Vec::with_capacity(batch.len() * 1024 + 2);
+        tapio_common::json::write_occurrences(&mut body, batch);
         let path = self.endpoint.path().to_owned();
         retry(deadline, || {
             let r = self

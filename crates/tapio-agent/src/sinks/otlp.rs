@@ -75,6 +75,7 @@ pub fn fact_value(f: &Fact) -> Value {
         Fact::F64(v) => Value::DoubleValue(*v),
         Fact::Bool(v) => Value::BoolValue(*v),
         Fact::Str(v) => text(v.as_str()),
+        Fact::Addr(_) | Fact::Comm(_) => text(f.text()),
     }
 }
 
@@ -122,7 +123,7 @@ pub fn log_record(o: &Occurrence, observed_unix_ns: u64) -> LogRecord {
         severity_number: severity_number(o.severity) as i32,
         severity_text: o.severity.as_str().to_owned(),
         body: Some(AnyValue {
-            value: Some(text(o.message.as_str())),
+            value: Some(text(o.message_text())),
         }),
         attributes,
         event_name: o.anomaly.as_str().to_owned(),

@@ -8,6 +8,8 @@ use tapio_common::{Occurrence, Sink, SinkError};
 /// JSON lines on standard output.
 pub struct StdoutSink {
     out: BufWriter<std::io::Stdout>,
+    /// One serialized line, reused.
+    line: Vec<u8>,
 }
 
 impl StdoutSink {
@@ -16,6 +18,7 @@ impl StdoutSink {
     pub fn new() -> Self {
         StdoutSink {
             out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            line: Vec::with_capacity(1024),
         }
     }
 }
@@ -33,14 +36,15 @@ impl Sink for StdoutSink {
 
     fn write_batch(&mut self, batch: &[Occurrence], _deadline: Instant) -> Result<(), SinkError> {
         for o in batch {
-            serde_json::to_writer(&mut self.out, o).map_err(|e| SinkError::Io {
-                op: "write",
-                source: e.into(),
-            })?;
-            self.out.write_all(b"\n").map_err(|source| SinkError::Io {
-                op: "write",
-                source,
-            })?;
+            self.line.clear();
+            o.write_json(&mut self.line);
+            self.line.push(b'\n');
+            self.out
+                .write_all(&self.line)
+                .map_err(|source| SinkError::Io {
+                    op: "write",
+                    source,
+                })?;
         }
         self.out.flush().map_err(|source| SinkError::Io {
             op: "flush",

@@ -194,7 +194,7 @@ fn unknown_owner_is_absent_never_a_wrong_pid() {
     r.flags = 0;
     let out = classify(&mut c, &r);
     assert!(out[0].key.get("pid").is_none() && out[0].detail.get("tid").is_none());
-    assert!(out[0].summary.contains("owner=unknown"));
+    assert!(out[0].summary_text().contains("owner=unknown"));
 }
 
 fn cfg_retrans(threshold: u32, window_ms: u32) -> CompiledConfig {

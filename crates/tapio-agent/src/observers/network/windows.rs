@@ -188,6 +188,7 @@ impl RetransmitWindows {
                 self.window_ns / 1_000_000,
                 self.threshold
             ),
+            template: None,
             key,
             detail,
             fold: false,
@@ -353,6 +354,7 @@ impl RttBaselines {
                 "srtt to {}:{} is {} us, {reference_kind} {reference_us} us (threshold {threshold} us){owner}",
                 d.addr, d.port, r.srtt_us
             ),
+            template: None,
             key,
             detail,
             fold: false,

@@ -421,6 +421,7 @@ impl NodeWindows {
             key,
             detail: d,
             summary,
+            template: None,
             fold: false,
         }
     }
