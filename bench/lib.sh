@@ -16,6 +16,9 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BPF_DIR=${TAPIO_EBPF_DIR:-$TARGET/bpf}
 AGENT=$TARGET/release/tapio-agent
 GEN=$TARGET/bench-gen
+# The bench-only BPF program, outside the agent's object dir (verify-lean
+# budgets every object found there).
+PRODUCER=$TARGET/bench-ring_producer.o
 WORK=$(mktemp -d /tmp/tapio-bench.XXXXXX)
 RESULTS=${BENCH_RESULTS:-$WORK/results.tsv}
 
@@ -45,7 +48,7 @@ build_all() {
     gcc -O2 -Wall -Wextra -o "$GEN" "$ROOT/bench/gen.c"
     clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
       -I "$ROOT/target/bpf-include" -I "$ROOT/ebpf" -I "/usr/include/$(gcc -print-multiarch)" \
-      -c "$ROOT/bench/ring_producer.bpf.c" -o "$BPF_DIR/ring_producer.o"
+      -c "$ROOT/bench/ring_producer.bpf.c" -o "$PRODUCER"
   fi
   [ -x "$AGENT" ] || die "$AGENT missing"
   [ -x "$GEN" ] || die "$GEN missing"

@@ -33,7 +33,7 @@ started=$(date +%s)
 
 # --- 1. userspace hot path -------------------------------------------------
 echo "== hot path (cargo bench -p tapio-agent --bench hot_path)"
-(cd "$ROOT" && TAPIO_BENCH_PRODUCER=$BPF_DIR/ring_producer.o \
+(cd "$ROOT" && TAPIO_BENCH_PRODUCER=$PRODUCER \
   cargo bench -q -p tapio-agent --bench hot_path 2>/dev/null) | tee "$WORK/hot.txt"
 # case records rec/s-wall rec/s-cpu ns/rec note...
 while read -r name records wall cpu ns note; do

@@ -237,6 +237,21 @@ pub async fn run(
     initial: Option<CompiledConfig>,
     data_dir: Option<Arc<DataDir>>,
 ) -> Result<(), RunError> {
+    // Stop and reload signals are caught from the start: a SIGTERM while the
+    // observers load (seconds on a slow or emulated host) is a clean stop
+    // once they are up, not death by the default action.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|source| RunError::Sys {
+        call: "sigaction",
+        source,
+    })?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|source| RunError::Sys {
+        call: "sigaction",
+        source,
+    })?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|source| RunError::Sys {
+        call: "sigaction",
+        source,
+    })?;
     let counters = Arc::new(Counters::default());
     let state = Arc::new(AgentState::new(Arc::clone(&counters)));
     let link = match &settings.controller_endpoint {
@@ -381,18 +396,6 @@ pub async fn run(
     }
 
     let mut status_file = StatusWriter::new(data_dir);
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|source| RunError::Sys {
-        call: "sigaction",
-        source,
-    })?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|source| RunError::Sys {
-        call: "sigaction",
-        source,
-    })?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|source| RunError::Sys {
-        call: "sigaction",
-        source,
-    })?;
     let mut status_tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut tracker = ApplyTracker::new(tasks.len());
     if let Some(f) = &first {

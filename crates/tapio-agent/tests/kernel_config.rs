@@ -163,3 +163,27 @@ fn controller_mode_before_any_config_is_silent_and_unconfigured() {
     assert_eq!(code, 0);
     let _ = std::fs::remove_dir_all(data);
 }
+
+/// A SIGTERM that arrives while the observers are still loading (seconds on
+/// a slow or emulated host, where systemd or the kubelet may stop the agent
+/// at any time) is a clean stop once they are up: exit 0 with every
+/// observer accounted for, not death by the signal's default action.
+#[test]
+fn sigterm_during_observer_loading_is_a_clean_stop() {
+    let Some(_k) = kernel_test(&[]) else {
+        return;
+    };
+    let agent = Agent::start_unconfigured("sigterm-load", "[drain]\ntick_ms = 50\n", &[]);
+    // The first program is attached: the network observer is loading, the
+    // container, storage and node observers are still to come.
+    agent.wait_log("program attached", Duration::from_secs(20));
+    agent.signal(libc::SIGTERM);
+    let (code, log) = agent.stop_after_signal();
+    assert_eq!(code, Some(0), "exit status after SIGTERM during loading");
+    // Loading went on to the last observer (running, or unavailable on a
+    // host without a PMU) before the stop.
+    assert!(
+        log.iter().any(|l| l.contains("observer=node")),
+        "the node observer was never reached: {log:#?}"
+    );
+}

@@ -615,6 +615,22 @@ impl Agent {
         }
     }
 
+    /// Waits (15 s at most, scaled) for the agent to exit after a signal
+    /// the caller sent; its exit code (`None`: killed by a signal) and log.
+    pub fn stop_after_signal(mut self) -> (Option<i32>, Vec<String>) {
+        let end = Instant::now() + scaled(Duration::from_secs(15));
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < end, "agent did not exit after the signal");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = std::fs::remove_dir_all(&self.dir);
+        (status.code(), self.log_lines())
+    }
+
     /// The agent's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
