@@ -187,15 +187,17 @@ static __always_inline void capture_owner(const struct sock *sk)
 	__u64 key = (__u64)sk;
 	__u64 id;
 
+	/* Zeroed first: bpf_get_current_comm() copies up to the NUL without
+	 * padding on some kernels (6.1), and the rest of `comm` would carry
+	 * stale stack bytes into the record (and the userspace fold key). */
+	__builtin_memset(&o, 0, sizeof(o));
 	id = bpf_get_current_pid_tgid();
 	o.tgid = id >> 32;
 	o.pid = (__u32)id;
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	o.cgroup_id = bpf_get_current_cgroup_id();
 	o.syn_sent_ns = bpf_ktime_get_boot_ns();
-	o.last_rtt_ns = 0;
 	o.flags = NET_REC_F_OWNER_KNOWN;
-	o._pad0 = 0;
 	if (bpf_map_update_elem(&owner_table, &key, &o, BPF_ANY))
 		tapio_count(NET_STAT_OWNER_STORE_FAILED);
 }

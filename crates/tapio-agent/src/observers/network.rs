@@ -300,7 +300,10 @@ impl Classifier for NetworkClassifier {
         if r.flags & REC_F_OWNER_KNOWN != 0 {
             k[21] = 1;
             k[22..26].copy_from_slice(&r.tgid.to_ne_bytes());
-            k[26..42].copy_from_slice(&r.comm);
+            // The name up to its NUL: what follows is not part of it (and
+            // not zeroed by every kernel's bpf_get_current_comm).
+            let n = r.comm.iter().position(|&b| b == 0).unwrap_or(r.comm.len());
+            k[26..26 + n].copy_from_slice(&r.comm[..n]);
             k[42..50].copy_from_slice(&r.cgroup_id.to_ne_bytes());
         }
         let key = RawKey {
