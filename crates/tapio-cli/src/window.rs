@@ -45,20 +45,22 @@ pub fn parse_duration_ns(value: &str) -> Result<u64, WindowError> {
         return Err(malformed());
     }
     let n: u64 = num.parse().map_err(|_| malformed())?;
-    let ns = match unit {
-        "ms" => n * 1_000_000,
-        "s" => n * NS_PER_SEC,
-        "m" => n * 60 * NS_PER_SEC,
-        "h" => n * 3600 * NS_PER_SEC,
-        "d" => n * 86_400 * NS_PER_SEC,
+    let per_unit = match unit {
+        "ms" => 1_000_000,
+        "s" => NS_PER_SEC,
+        "m" => 60 * NS_PER_SEC,
+        "h" => 3600 * NS_PER_SEC,
+        "d" => 86_400 * NS_PER_SEC,
         _ => return Err(malformed()),
     };
-    if ns > MAX_SECS * NS_PER_SEC {
-        return Err(WindowError::TooLong {
+    // Checked: 12 digits of hours overflow u64 nanoseconds (a wrapped
+    // product could even pass the cap as a wrong, shorter window).
+    match n.checked_mul(per_unit) {
+        Some(ns) if ns <= MAX_SECS * NS_PER_SEC => Ok(ns),
+        _ => Err(WindowError::TooLong {
             value: value.to_owned(),
-        });
+        }),
     }
-    Ok(ns)
 }
 
 /// The window start, in Unix nanoseconds, for a `--since` value at `now_ns`.
@@ -129,6 +131,19 @@ mod tests {
             parse_duration_ns("367d"),
             Err(WindowError::TooLong { .. })
         ));
+        // Products past u64 are too long, never wrapped into a short window
+        // (found by the mcp_lines fuzz target: `since: "2147483648h"`).
+        for huge in [
+            "2147483648h",
+            "999999999999h",
+            "999999999999d",
+            "999999999999m",
+        ] {
+            assert!(
+                matches!(parse_duration_ns(huge), Err(WindowError::TooLong { .. })),
+                "{huge}"
+            );
+        }
     }
 
     #[test]
