@@ -35,16 +35,38 @@ pub enum Fact {
 }
 
 /// A kernel task name (`comm`) as the kernel keeps it: 16 bytes,
-/// NUL-terminated unless full; written as lossy UTF-8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// NUL-terminated unless full; written as lossy UTF-8. Equal and hashed by
+/// the name alone: the bytes after the NUL are not part of it, and not every
+/// kernel's `bpf_get_current_comm` zeroes them (6.1 leaves stale bytes).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Comm(pub [u8; 16]);
 
 impl Comm {
+    /// The name's bytes, up to its NUL.
+    #[must_use]
+    pub fn name(&self) -> &[u8] {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        &self.0[..end]
+    }
+
     /// The name as text (borrowed unless it is not UTF-8).
     #[must_use]
     pub fn text(&self) -> Cow<'_, str> {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        String::from_utf8_lossy(&self.0[..end])
+        String::from_utf8_lossy(self.name())
+    }
+}
+
+impl PartialEq for Comm {
+    fn eq(&self, other: &Comm) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Comm {}
+
+impl std::hash::Hash for Comm {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.name().hash(h);
     }
 }
 

@@ -467,6 +467,12 @@ mod tests {
         let comm = Fact::Comm(tapio_common::Comm(comm));
         assert_eq!(comm, Fact::Str("curl".into()));
         assert_eq!(hash(&comm), hash(&Fact::Str("curl".into())));
+        // Stale bytes after the NUL (6.1 does not zero them) change nothing.
+        let mut stale = [0xaau8; 16];
+        stale[..5].copy_from_slice(b"curl\0");
+        let stale = Fact::Comm(tapio_common::Comm(stale));
+        assert_eq!(stale, comm);
+        assert_eq!(hash(&stale), hash(&comm));
     }
 
     #[test]

@@ -300,10 +300,11 @@ impl Classifier for NetworkClassifier {
         if r.flags & REC_F_OWNER_KNOWN != 0 {
             k[21] = 1;
             k[22..26].copy_from_slice(&r.tgid.to_ne_bytes());
-            // The name up to its NUL: what follows is not part of it (and
-            // not zeroed by every kernel's bpf_get_current_comm).
-            let n = r.comm.iter().position(|&b| b == 0).unwrap_or(r.comm.len());
-            k[26..26 + n].copy_from_slice(&r.comm[..n]);
+            // The name only (`Comm::name`): what follows its NUL is not
+            // zeroed by every kernel's bpf_get_current_comm.
+            let name = Comm(r.comm);
+            let name = name.name();
+            k[26..26 + name.len()].copy_from_slice(name);
             k[42..50].copy_from_slice(&r.cgroup_id.to_ne_bytes());
         }
         let key = RawKey {
