@@ -1,15 +1,20 @@
 //! Cost of attribution on the drain path (issue 14): the same records
-//! through parse -> classify -> fold -> serialize, without and with
-//! [`Attribution::annotate`] on every emitted occurrence, the cgroup cached
-//! (a hit, the steady state). `cargo bench -p tapio-agent --bench
+//! through parse -> classify -> fold -> serialize, without and with the
+//! drain task's attribution ([`Front::annotate`]) on every emitted
+//! occurrence, the cgroup cached (a hit, the steady state), the front
+//! flushed every [`BATCH`] records as the drain loop flushes per batch. `cargo bench -p tapio-agent --bench
 //! attribution` prints ns of this thread's CPU per record, the median of 5
 //! interleaved rounds per case. Cases:
 //! - `distinct` / `distinct+attr`: folding off, every record is an
 //!   occurrence (the worst case: one lookup and five string facts each);
+//! - `drain` / `drain+attr`: the same without serialization, which the
+//!   sinks do on their own tasks: the drain loop's share alone;
 //! - `storm` / `storm+attr`: one key, 10 s fold window: repeats are counted
 //!   before classification and never reach the lookup;
 //! - `annotate-only`: the lookup and the facts alone, on a fresh copy of
-//!   one occurrence (the copy's own cost subtracted).
+//!   one occurrence (the copy's own cost subtracted);
+//! - `shared-only`: the same through the shared cache alone
+//!   ([`Attribution::annotate`]: read lock, hash, atomics), for comparison.
 //!
 //! `TAPIO_BENCH_RECORDS` (default 500,000) sets records per round.
 
@@ -18,6 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tapio_agent::attribution::front::Front;
 use tapio_agent::attribution::mounts::{Mount, Mounts};
 use tapio_agent::attribution::Attribution;
 use tapio_agent::clock::Clock;
@@ -70,8 +76,19 @@ fn records(dsts: u16, cgroup_id: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Records between two flushes of the front (a drain batch; the agent's
+/// batches are up to 8,192 records, so this is the costlier side).
+const BATCH: u64 = 256;
+
 /// CPU ns per record of one round through the drain pipeline.
-fn round(recs: &[Vec<u8>], window_ms: u32, attr: Option<&Attribution>, n: u64) -> f64 {
+fn round(
+    recs: &[Vec<u8>],
+    window_ms: u32,
+    attr: Option<&Arc<Attribution>>,
+    serialize: bool,
+    n: u64,
+) -> f64 {
+    let mut front = attr.map(|a| Front::new(Arc::clone(a)));
     let mut c = NetworkClassifier::default();
     let counters = Arc::new(Counters::default());
     c.set_counters(Arc::clone(&counters));
@@ -93,14 +110,24 @@ fn round(recs: &[Vec<u8>], window_ms: u32, attr: Option<&Attribution>, n: u64) -
             folder.push_keyed(cand, key, &mut out);
         }
         for mut o in out.drain(..) {
-            if let Some(a) = attr {
-                a.annotate(&mut o);
+            if let Some(f) = &mut front {
+                f.annotate(&mut o);
             }
-            json.clear();
-            o.write_json(&mut json);
-            black_box(&json);
+            if serialize {
+                json.clear();
+                o.write_json(&mut json);
+                black_box(&json);
+            } else {
+                black_box(&o);
+            }
+        }
+        if i % BATCH == BATCH - 1 {
+            if let Some(f) = &mut front {
+                f.flush();
+            }
         }
     }
+    drop(front);
     (thread_cpu_ns() - t0) as f64 / n as f64
 }
 
@@ -153,18 +180,23 @@ fn main() {
     let mut rows: Vec<(&str, Vec<f64>)> = [
         "distinct",
         "distinct+attr",
+        "drain",
+        "drain+attr",
         "storm",
         "storm+attr",
         "annotate-only",
+        "shared-only",
     ]
     .iter()
     .map(|c| (*c, Vec::new()))
     .collect();
     for _ in 0..5 {
-        rows[0].1.push(round(&distinct, 0, None, n));
-        rows[1].1.push(round(&distinct, 0, Some(&attr), n));
-        rows[2].1.push(round(&storm, 10_000, None, n));
-        rows[3].1.push(round(&storm, 10_000, Some(&attr), n));
+        rows[0].1.push(round(&distinct, 0, None, true, n));
+        rows[1].1.push(round(&distinct, 0, Some(&attr), true, n));
+        rows[2].1.push(round(&distinct, 0, None, false, n));
+        rows[3].1.push(round(&distinct, 0, Some(&attr), false, n));
+        rows[4].1.push(round(&storm, 10_000, None, true, n));
+        rows[5].1.push(round(&storm, 10_000, Some(&attr), true, n));
         // On a fresh, unattributed occurrence each time (as the drain
         // path does), less the cost of making that copy.
         let t0 = thread_cpu_ns();
@@ -172,6 +204,19 @@ fn main() {
             black_box(bare.clone());
         }
         let copy = thread_cpu_ns() - t0;
+        let mut front = Front::new(Arc::clone(&attr));
+        let t0 = thread_cpu_ns();
+        for i in 0..n {
+            let mut o = bare.clone();
+            front.annotate(&mut o);
+            black_box(&o);
+            if i % BATCH == BATCH - 1 {
+                front.flush();
+            }
+        }
+        drop(front);
+        let with = thread_cpu_ns() - t0;
+        rows[6].1.push(with.saturating_sub(copy) as f64 / n as f64);
         let t0 = thread_cpu_ns();
         for _ in 0..n {
             let mut o = bare.clone();
@@ -179,7 +224,7 @@ fn main() {
             black_box(&o);
         }
         let with = thread_cpu_ns() - t0;
-        rows[4].1.push(with.saturating_sub(copy) as f64 / n as f64);
+        rows[7].1.push(with.saturating_sub(copy) as f64 / n as f64);
     }
     println!(
         "{:<16} {:>12}  rounds (ns/record, CPU)",

@@ -327,6 +327,11 @@ impl Counters {
         inc(&self.cgroup_lookups[r as usize], 1);
     }
 
+    /// `n` cgroup lookups with one result (a drain task's batch).
+    pub fn cgroup_lookups(&self, r: CgroupLookup, n: u64) {
+        inc(&self.cgroup_lookups[r as usize], n);
+    }
+
     /// A resolution outcome for one cgroup id.
     pub fn cgroup_resolution(&self, r: CgroupResolution) {
         inc(&self.cgroup_resolutions[r as usize], 1);

@@ -19,6 +19,7 @@ use tapio_wire::CompiledConfig;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use crate::attribution::front::Front;
 use crate::attribution::Attribution;
 use crate::clock::Clock;
 use crate::fold::{Candidate, Folder, RawKey};
@@ -74,8 +75,9 @@ pub struct ObserverTask {
     candidates: Vec<Candidate>,
     /// Raw fold keys of `candidates`, index for index.
     raw_keys: Vec<Option<RawKey>>,
-    /// Adds owner cgroup facts to occurrences (a cache lookup, never waits).
-    attribution: Option<Arc<Attribution>>,
+    /// Adds owner cgroup facts to occurrences (this task's front of the
+    /// shared cache, never waits).
+    attribution: Option<Front>,
 }
 
 impl ObserverTask {
@@ -113,19 +115,26 @@ impl ObserverTask {
     }
 
     /// Annotates every occurrence this task emits with its owner's cgroup
-    /// facts ([`Attribution::annotate`]).
+    /// facts ([`Attribution::annotate`], through the task's own [`Front`]).
     #[must_use]
     pub fn with_attribution(mut self, a: Option<Arc<Attribution>>) -> Self {
-        self.attribution = a;
+        self.attribution = a.map(Front::new);
         self
     }
 
     /// Hands `occ` to the sinks, attributed first.
-    fn send(&self, mut occ: tapio_common::Occurrence) {
-        if let Some(a) = &self.attribution {
+    fn send(&mut self, mut occ: tapio_common::Occurrence) {
+        if let Some(a) = &mut self.attribution {
             a.annotate(&mut occ);
         }
         self.fanout.emit(occ);
+    }
+
+    /// Publishes the attribution hits of the batch just sent.
+    fn end_batch(&mut self) {
+        if let Some(a) = &mut self.attribution {
+            a.flush();
+        }
     }
 
     fn apply(&mut self, u: &ConfigUpdate) -> ApplyResult {
@@ -200,6 +209,7 @@ impl ObserverTask {
         for occ in out {
             self.send(occ);
         }
+        self.end_batch();
     }
 
     fn on_tick(&mut self) {
@@ -211,6 +221,7 @@ impl ObserverTask {
         for occ in out {
             self.send(occ);
         }
+        self.end_batch();
     }
 
     fn read_kernel_stats(&mut self) {
@@ -308,6 +319,7 @@ impl ObserverTask {
         for occ in out {
             self.send(occ);
         }
+        self.end_batch();
         self.read_kernel_stats();
     }
 }

@@ -165,6 +165,9 @@ pub fn render(t: Template, facts: &Facts) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     own: Vec<(&'static str, Fact)>,
+    /// [`key_bit`] of every key in `own`: a key whose bit is clear is not
+    /// set yet, so `set` and `attach` skip the comparisons.
+    keys: u64,
     shared: Option<Arc<SharedFacts>>,
 }
 
@@ -178,14 +181,17 @@ pub struct SharedFacts {
     keys: u64,
 }
 
-/// One of 64 bits for a key (from its length and end bytes): a cheap
-/// "certainly not among these keys" test before comparing keys.
+/// One of 64 bits for a key (a multiplicative hash of its length and its
+/// first and last bytes): a cheap "certainly not among these keys" test
+/// before comparing keys.
 #[inline]
 fn key_bit(k: &str) -> u64 {
     let b = k.as_bytes();
     let (first, last) = (b.first().copied(), b.last().copied());
-    let h = b.len() * 31 + usize::from(first.unwrap_or(0)) * 7 + usize::from(last.unwrap_or(0));
-    1 << (h % 64)
+    let h = (b.len() as u32)
+        ^ (u32::from(first.unwrap_or(0)) << 8)
+        ^ (u32::from(last.unwrap_or(0)) << 16);
+    1 << (h.wrapping_mul(0x9E37_79B1) >> 26)
 }
 
 impl SharedFacts {
@@ -199,7 +205,7 @@ impl SharedFacts {
         let mut json = Vec::new();
         crate::json::write_members(&mut json, f.iter(), true);
         SharedFacts {
-            keys: f.own.iter().fold(0, |m, (k, _)| m | key_bit(k)),
+            keys: f.keys,
             facts: f.own,
             json: json.into_boxed_slice(),
         }
@@ -237,6 +243,7 @@ impl Facts {
     pub fn with_capacity(n: usize) -> Self {
         Facts {
             own: Vec::with_capacity(n),
+            keys: 0,
             shared: None,
         }
     }
@@ -253,17 +260,22 @@ impl Facts {
     fn unshare_slow(&mut self) {
         if let Some(s) = self.shared.take() {
             self.own.extend(s.facts.iter().cloned());
+            self.keys |= s.keys;
         }
     }
 
     /// Sets `key` to `value`, replacing an earlier value of the same key.
     pub fn set(&mut self, key: &'static str, value: Fact) -> &mut Self {
         self.unshare();
-        if let Some(slot) = self.own.iter_mut().find(|(k, _)| same_key(k, key)) {
-            slot.1 = value;
-        } else {
-            self.own.push((key, value));
+        let bit = key_bit(key);
+        if self.keys & bit != 0 {
+            if let Some(slot) = self.own.iter_mut().find(|(k, _)| same_key(k, key)) {
+                slot.1 = value;
+                return self;
+            }
         }
+        self.own.push((key, value));
+        self.keys |= bit;
         self
     }
 
@@ -274,18 +286,27 @@ impl Facts {
         self.unshare();
         if self.own.is_empty() {
             self.own = other.own;
+            self.keys = other.keys;
             return self;
         }
         // `other`'s keys are unique among themselves: each needs checking
         // only against the facts set before this call.
         let before = self.own.len();
         self.own.reserve(other.own.len());
+        let set_before = self.keys;
         for (k, v) in other.own {
-            match self.own[..before].iter_mut().find(|(o, _)| same_key(o, k)) {
+            let bit = key_bit(k);
+            let slot = if set_before & bit == 0 {
+                None
+            } else {
+                self.own[..before].iter_mut().find(|(o, _)| same_key(o, k))
+            };
+            match slot {
                 Some(slot) => slot.1 = v,
                 None => self.own.push((k, v)),
             }
         }
+        self.keys |= other.keys;
         self
     }
 
@@ -293,10 +314,13 @@ impl Facts {
     /// is already set, or shared facts are already attached, its facts are
     /// set one by one instead ([`Facts::set`] semantics either way).
     pub fn attach(&mut self, shared: &Arc<SharedFacts>) -> &mut Self {
+        // Only a shared key whose filter bit is among the own keys' bits
+        // can clash; each such key is then looked for (by length first).
         let clash = self.shared.is_some()
-            || self.own.iter().any(|(o, _)| {
-                key_bit(o) & shared.keys != 0 && shared.facts.iter().any(|(k, _)| same_key(o, k))
-            });
+            || (self.keys & shared.keys != 0
+                && shared.facts.iter().any(|(k, _)| {
+                    self.keys & key_bit(k) != 0 && self.own.iter().any(|(o, _)| same_key(o, k))
+                }));
         if clash {
             for (k, v) in shared.iter() {
                 self.set(k, v.clone());

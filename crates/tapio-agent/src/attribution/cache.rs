@@ -5,8 +5,9 @@
 //!   a full cache first evicts every resolved entry no lookup has used since
 //!   the previous eviction, then, if none, one arbitrary resolved entry.
 //!   Pending entries are never evicted (the resolver queue bounds them).
-//! - Readers (the drain loops) take a read lock and one relaxed store; only
-//!   a miss takes the write lock, once per unknown id.
+//! - Readers (a drain task's front miss, see [`super::front`]) take a read
+//!   lock and one relaxed store; only a miss takes the write lock, once per
+//!   unknown id.
 //! - Cgroup ids are never reused while the kernel runs (64-bit kernfs ids),
 //!   so a resolved entry stays true and a deleted one stays deleted.
 
@@ -135,6 +136,28 @@ impl Cache {
                 }
             }
             None => Lookup::Absent,
+        }
+    }
+
+    /// True when `k` has an entry (without marking it used).
+    #[must_use]
+    pub fn contains(&self, k: &Key) -> bool {
+        self.map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(k)
+    }
+
+    /// Marks the entries of `keys` used (ids a drain task's front hit).
+    pub fn touch(&self, keys: impl IntoIterator<Item = Key>) {
+        let map = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for k in keys {
+            if let Some(s) = map.get(&k) {
+                s.used.store(true, Ordering::Relaxed);
+            }
         }
     }
 

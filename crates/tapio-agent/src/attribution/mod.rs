@@ -17,7 +17,9 @@
 //!   (`cgroup2_id`). An occurrence without those facts (a container
 //!   follow-up carries only `cgroup_id`, hierarchy unknown) is left alone:
 //!   an id is never resolved in a hierarchy it may not belong to.
-//! - Bounded: [`cache::CAPACITY`] cached ids, [`resolver::QUEUE`] queued,
+//! - Each drain task looks in its own [`front::Front`] (no lock, no
+//!   atomic per occurrence) before the shared cache.
+//! - Bounded: [`cache::CAPACITY`] cached ids, [`front::SLOTS`] per drain task, [`resolver::QUEUE`] queued,
 //!   walks of at most [`resolver::MAX_DIRS`] directories, at most one walk
 //!   per [`resolver::MIN_WALK_INTERVAL`].
 //! - Counted: `tapio_cgroup_lookups_total{result=hit|miss}` per annotated
@@ -26,6 +28,7 @@
 //!   only what the path says.
 
 pub mod cache;
+pub mod front;
 pub mod mounts;
 pub mod queue;
 pub mod resolver;
@@ -126,16 +129,24 @@ impl Attribution {
     }
 
     /// Adds the owner's facts to `occ` when cached; otherwise counts the
-    /// miss and queues the id. Never waits.
+    /// miss and queues the id. Never waits. (The drain loops go through
+    /// their own [`front::Front`] first.)
     pub fn annotate(&self, occ: &mut Occurrence) {
         let Some(k) = owner_key(occ) else {
             return;
         };
+        if let Some(owner) = self.lookup(k) {
+            self.counters.cgroup_lookup(CgroupLookup::Hit);
+            add_facts(occ, &owner);
+        }
+    }
+
+    /// The owner of `k` when cached. A miss is counted here and the id
+    /// queued for the resolver (once); a hit is left for the caller to
+    /// count. Never waits.
+    pub fn lookup(&self, k: Key) -> Option<Arc<Owner>> {
         match self.cache.get(&k) {
-            Lookup::Hit(owner) => {
-                self.counters.cgroup_lookup(CgroupLookup::Hit);
-                add_facts(occ, &owner);
-            }
+            Lookup::Hit(owner) => return Some(owner),
             Lookup::Known => self.counters.cgroup_lookup(CgroupLookup::Miss),
             Lookup::Absent => {
                 self.counters.cgroup_lookup(CgroupLookup::Miss);
@@ -145,6 +156,7 @@ impl Attribution {
                 }
             }
         }
+        None
     }
 }
 

@@ -196,3 +196,73 @@ fn an_unmounted_hierarchy_is_counted_not_walked() {
     }
     assert_eq!(snap(&counters, name), 1);
 }
+
+#[test]
+fn a_drain_front_serves_repeats_counts_them_per_flush_and_keeps_them_in_use() {
+    let t = Tree::new("front");
+    let path = format!("kubepods/besteffort/pod{UID}/{}", cid(3));
+    let id = t.mkdir(&path);
+    let counters = Arc::new(Counters::default());
+    let a = Attribution::start_with(t.mounts(), Arc::clone(&counters), 2).unwrap();
+    let shared = until_hit(&a, || refused(id));
+    let hit = r#"tapio_cgroup_lookups_total{result="hit"}"#;
+    let miss = r#"tapio_cgroup_lookups_total{result="miss"}"#;
+    let (hits, misses) = (snap(&counters, hit), snap(&counters, miss));
+
+    let mut front = front::Front::new(Arc::clone(&a));
+    for _ in 0..5 {
+        let mut o = refused(id);
+        front.annotate(&mut o);
+        assert_eq!(o.data, shared.data, "the same facts as the shared path");
+    }
+    assert_eq!(front.len(), 1);
+    assert_eq!(
+        snap(&counters, hit),
+        hits,
+        "counted at the flush, not before"
+    );
+    front.flush();
+    assert_eq!(snap(&counters, hit), hits + 5);
+    assert_eq!(snap(&counters, miss), misses);
+
+    // An owner the shared cache no longer holds (evicted) is still served
+    // by the front: a resolved id stays true.
+    a.cache.forget(&Key {
+        hierarchy: Hierarchy::V2,
+        id,
+    });
+    let misses = snap(&counters, miss);
+    let mut o = refused(id);
+    front.annotate(&mut o);
+    assert_eq!(str_fact(&o, "pod_uid"), Some(UID));
+    assert_eq!(snap(&counters, miss), misses);
+    drop(front);
+    assert_eq!(snap(&counters, hit), hits + 6, "a dropped front flushes");
+}
+
+#[test]
+fn the_shared_cache_keeps_entries_a_front_touched_and_evicts_the_rest() {
+    let c = cache::Cache::new(3);
+    let k = |id| Key {
+        hierarchy: Hierarchy::V2,
+        id,
+    };
+    let present = |id| c.contains(&k(id));
+    for id in 1..=3 {
+        c.set(
+            k(id),
+            cache::Entry::Known(Arc::new(Owner::new(format!("/{id}")))),
+        );
+    }
+    // All three were just set (used): this pass clears their bits and
+    // evicts one arbitrary entry to make room for 4.
+    c.set(k(4), cache::Entry::Gone);
+    let left: Vec<u64> = (1..=3).filter(|id| present(*id)).collect();
+    assert_eq!(left.len(), 2);
+    let (touched, untouched) = (left[0], left[1]);
+    c.touch([k(touched)]);
+    c.set(k(5), cache::Entry::Gone);
+    assert!(present(touched), "a touched entry survives the pass");
+    assert!(!present(untouched), "an unused entry is evicted");
+    assert!(present(4) && present(5));
+}

@@ -200,3 +200,77 @@ fn shared_facts_read_and_write_as_if_set_one_by_one() {
     write_facts(&mut jd, &d);
     assert_eq!(jd, serde_json::to_vec(&d).unwrap());
 }
+
+/// One write to a `Facts`, for the model test below.
+#[derive(Debug, Clone)]
+enum Write {
+    Set(usize, u64),
+    Append(Vec<(usize, u64)>),
+    Attach(Vec<(usize, u64)>),
+}
+
+/// Keys that share a filter bit ("pid"/"pad", "comm"/"cram": same length,
+/// first and last byte) next to keys that do not.
+const MODEL_KEYS: [&str; 6] = ["pid", "pad", "comm", "cram", "cgroup_path", "x"];
+
+fn write() -> impl Strategy<Value = Write> {
+    let kv = (0..MODEL_KEYS.len(), any::<u64>());
+    prop_oneof![
+        kv.clone().prop_map(|(k, v)| Write::Set(k, v)),
+        proptest::collection::vec(kv.clone(), 0..5).prop_map(Write::Append),
+        proptest::collection::vec(kv, 0..5).prop_map(Write::Attach),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Every write behaves as `set` of each fact in order on a plain list
+    /// (a key set again is replaced in place): keys stay unique whatever the
+    /// key filter says.
+    #[test]
+    fn writes_keep_one_ordered_list_of_unique_keys(writes in proptest::collection::vec(write(), 0..12)) {
+        let mut facts = Facts::default();
+        let mut model: Vec<(&str, u64)> = Vec::new();
+        let set = |m: &mut Vec<(&'static str, u64)>, k: &'static str, v: u64| {
+            match m.iter_mut().find(|(o, _)| *o == k) {
+                Some(slot) => slot.1 = v,
+                None => m.push((k, v)),
+            }
+        };
+        for w in writes {
+            match w {
+                Write::Set(k, v) => {
+                    facts.u64(MODEL_KEYS[k], v);
+                    set(&mut model, MODEL_KEYS[k], v);
+                }
+                Write::Append(list) | Write::Attach(list) if list.is_empty() => {}
+                Write::Append(list) => {
+                    let mut other = Facts::default();
+                    for (k, v) in &list {
+                        other.u64(MODEL_KEYS[*k], *v);
+                        set(&mut model, MODEL_KEYS[*k], *v);
+                    }
+                    facts.append(other);
+                }
+                Write::Attach(list) => {
+                    let shared = SharedFacts::new(list.iter().map(|(k, v)| (MODEL_KEYS[*k], Fact::U64(*v))));
+                    for (k, v) in shared.iter() {
+                        let Fact::U64(v) = v else { unreachable!() };
+                        set(&mut model, k, *v);
+                    }
+                    facts.attach(&Arc::new(shared));
+                }
+            }
+            let got: Vec<(&str, u64)> = facts
+                .iter()
+                .map(|(k, v)| (k, match v { Fact::U64(v) => *v, _ => u64::MAX }))
+                .collect();
+            prop_assert_eq!(&got, &model);
+            prop_assert_eq!(facts.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(facts.get(k), Some(&Fact::U64(*v)));
+            }
+        }
+    }
+}
