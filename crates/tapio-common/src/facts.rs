@@ -179,6 +179,8 @@ pub struct SharedFacts {
     json: Box<[u8]>,
     /// [`key_bit`] of every key: a key whose bit is clear is none of them.
     keys: u64,
+    /// [`key_bit`] of each key, index for index with `facts`.
+    bits: Box<[u64]>,
 }
 
 /// One of 64 bits for a key (a multiplicative hash of its length and its
@@ -206,6 +208,7 @@ impl SharedFacts {
         crate::json::write_members(&mut json, f.iter(), true);
         SharedFacts {
             keys: f.keys,
+            bits: f.own.iter().map(|(k, _)| key_bit(k)).collect(),
             facts: f.own,
             json: json.into_boxed_slice(),
         }
@@ -223,12 +226,16 @@ impl SharedFacts {
     }
 }
 
-/// Key equality with a cheap filter first (length, first and last byte):
-/// `set` compares every new key with every key already set.
+/// Key equality with a cheap filter first (length, first and last byte),
+/// then the same literal (keys are `&'static str`s the compiler merges),
+/// then the bytes.
 #[inline]
 fn same_key(a: &str, b: &str) -> bool {
     let (x, y) = (a.as_bytes(), b.as_bytes());
-    x.len() == y.len() && x.first() == y.first() && x.last() == y.last() && x == y
+    x.len() == y.len()
+        && x.first() == y.first()
+        && x.last() == y.last()
+        && (std::ptr::eq(x.as_ptr(), y.as_ptr()) || x == y)
 }
 
 impl PartialEq for Facts {
@@ -318,9 +325,13 @@ impl Facts {
         // can clash; each such key is then looked for (by length first).
         let clash = self.shared.is_some()
             || (self.keys & shared.keys != 0
-                && shared.facts.iter().any(|(k, _)| {
-                    self.keys & key_bit(k) != 0 && self.own.iter().any(|(o, _)| same_key(o, k))
-                }));
+                && shared
+                    .facts
+                    .iter()
+                    .zip(shared.bits.iter())
+                    .any(|((k, _), bit)| {
+                        self.keys & bit != 0 && self.own.iter().any(|(o, _)| same_key(o, k))
+                    }));
         if clash {
             for (k, v) in shared.iter() {
                 self.set(k, v.clone());
