@@ -16,7 +16,7 @@ use tapio_common::ebpf::container::{
     REC_F_MEMCG_KNOWN, REC_F_MEMCG_V1, REC_OOM_KILL, STAT_OOM_EXIT_SKIPPED, STAT_OOM_MARK_FAILED,
     STAT_OOM_VICTIM_UNKNOWN,
 };
-use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
+use tapio_common::ebpf::{as_bytes, ConfigHeader};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, ContainerSettings};
 
@@ -57,23 +57,13 @@ pub fn exit_filter(s: &ContainerSettings) -> (u64, [u64; 4]) {
 #[must_use]
 pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
     let s = &cfg.container;
-    let mut flags = 0;
-    if s.enabled {
-        flags |= TAPIO_CFG_ENABLED;
-        if s.oom_kill {
-            flags |= CFG_OOM_KILL;
-        }
-        if s.abnormal_exit {
-            flags |= CFG_ABNORMAL_EXIT;
-        }
-    }
+    let wanted = [
+        (s.oom_kill, CFG_OOM_KILL),
+        (s.abnormal_exit, CFG_ABNORMAL_EXIT),
+    ];
     let (fatal_signals, exit_codes) = exit_filter(s);
     let c = ContainerConfig {
-        hdr: ConfigHeader {
-            abi_version: TAPIO_ABI_VERSION,
-            flags,
-            generation,
-        },
+        hdr: ConfigHeader::configured(s.enabled, &wanted, generation),
         fatal_signals,
         exit_codes,
     };

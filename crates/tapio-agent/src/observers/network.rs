@@ -8,7 +8,7 @@ use tapio_common::ebpf::network::{
     NetworkConfig, NetworkRecord, CFG_CONNECT, CFG_RETRANSMIT, CFG_RTT, REC_CONNECT_FAILED,
     REC_F_OWNER_KNOWN, REC_F_RST, REC_RETRANSMIT, REC_RTT_SAMPLE,
 };
-use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
+use tapio_common::ebpf::{as_bytes, ConfigHeader};
 use tapio_common::{Anomaly, Comm, Fact, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, NetworkSettings};
 
@@ -64,25 +64,13 @@ fn connect_end(r: &NetworkRecord, floor_ms: u32) -> Result<ConnectEnd, FactDrop>
 #[must_use]
 pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Vec<u8> {
     let n = &cfg.network;
-    let mut flags = 0;
-    if n.enabled {
-        flags |= TAPIO_CFG_ENABLED;
-        if n.connect_failures {
-            flags |= CFG_CONNECT;
-        }
-        if n.retransmits {
-            flags |= CFG_RETRANSMIT;
-        }
-        if n.rtt && n.rtt_sample_interval_ms > 0 {
-            flags |= CFG_RTT;
-        }
-    }
+    let wanted = [
+        (n.connect_failures, CFG_CONNECT),
+        (n.retransmits, CFG_RETRANSMIT),
+        (n.rtt && n.rtt_sample_interval_ms > 0, CFG_RTT),
+    ];
     let c = NetworkConfig {
-        hdr: ConfigHeader {
-            abi_version: TAPIO_ABI_VERSION,
-            flags,
-            generation,
-        },
+        hdr: ConfigHeader::configured(n.enabled, &wanted, generation),
         rtt_sample_interval_ms: n.rtt_sample_interval_ms,
         _pad0: 0,
     };

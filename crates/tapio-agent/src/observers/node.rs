@@ -11,7 +11,7 @@
 //! observer is `unavailable` with the reason and emits nothing.
 
 use tapio_common::ebpf::node::{NodeConfig, NodeSample, REC_SAMPLE, STAT_READ_FAILED};
-use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
+use tapio_common::ebpf::{as_bytes, ConfigHeader};
 use tapio_common::Observer;
 use tapio_wire::CompiledConfig;
 
@@ -35,15 +35,7 @@ pub fn classifier() -> Option<Box<dyn Classifier>> {
 #[must_use]
 pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
     let c = NodeConfig {
-        hdr: ConfigHeader {
-            abi_version: TAPIO_ABI_VERSION,
-            flags: if cfg.node.enabled {
-                TAPIO_CFG_ENABLED
-            } else {
-                0
-            },
-            generation,
-        },
+        hdr: ConfigHeader::configured(cfg.node.enabled, &[], generation),
     };
     Some(as_bytes(&c).to_vec())
 }

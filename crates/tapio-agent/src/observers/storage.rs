@@ -19,7 +19,7 @@ use tapio_common::ebpf::storage::{
     REC_F_CLOCK_IO_START, REC_F_CRITICAL, REC_F_ERRNO, REC_IO_ERROR, REC_LATENCY, STAT_AMBIGUOUS,
     STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR, STAT_REQUEUED, STAT_UNSTAMPED,
 };
-use tapio_common::ebpf::{as_bytes, ConfigHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED};
+use tapio_common::ebpf::{as_bytes, ConfigHeader};
 use tapio_common::{Anomaly, Facts, Observer, Outcome, Severity};
 use tapio_wire::{CompiledConfig, StorageSettings};
 
@@ -47,22 +47,12 @@ pub fn classifier() -> Option<Box<dyn Classifier>> {
 #[must_use]
 pub fn carrier(cfg: &CompiledConfig, generation: u64) -> Option<Vec<u8>> {
     let s = &cfg.storage;
-    let mut flags = 0;
-    if s.enabled {
-        flags |= TAPIO_CFG_ENABLED;
-        if s.io_errors {
-            flags |= CFG_IO_ERRORS;
-        }
-        if s.latency && s.latency_warning_us > 0 {
-            flags |= CFG_LATENCY;
-        }
-    }
+    let wanted = [
+        (s.io_errors, CFG_IO_ERRORS),
+        (s.latency && s.latency_warning_us > 0, CFG_LATENCY),
+    ];
     let c = StorageConfig {
-        hdr: ConfigHeader {
-            abi_version: TAPIO_ABI_VERSION,
-            flags,
-            generation,
-        },
+        hdr: ConfigHeader::configured(s.enabled, &wanted, generation),
         latency_warning_ns: u64::from(s.latency_warning_us) * 1000,
         latency_critical_ns: u64::from(s.latency_critical_us) * 1000,
     };

@@ -525,6 +525,16 @@ pub fn set_cubic(fd: i32) {
     );
 }
 
+/// Bytes in a TCP socket's send queue, unsent or not yet acknowledged
+/// (`SIOCOUTQ`).
+pub fn unacked_bytes(fd: i32) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the pointer.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    n
+}
+
 /// tcpi_total_retrans of a connected socket.
 pub fn total_retrans(fd: i32) -> u64 {
     // SAFETY: tcp_info is plain data; getsockopt writes at most len bytes.

@@ -72,6 +72,28 @@ pub struct ConfigHeader {
     pub generation: u64,
 }
 
+impl ConfigHeader {
+    /// The header of a carrier at `generation`: [`TAPIO_CFG_ENABLED`] and
+    /// every flag of `wanted` whose condition holds when the observer is
+    /// `enabled`, no flag at all otherwise.
+    #[must_use]
+    pub fn configured(enabled: bool, wanted: &[(bool, u32)], generation: u64) -> ConfigHeader {
+        let flags = if enabled {
+            wanted
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(TAPIO_CFG_ENABLED, |f, (_, flag)| f | flag)
+        } else {
+            0
+        };
+        ConfigHeader {
+            abi_version: TAPIO_ABI_VERSION,
+            flags,
+            generation,
+        }
+    }
+}
+
 /// `struct tapio_record_header`: head of every ring-buffer record.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,6 +142,19 @@ mod tests {
         assert_eq!(offset_of!(RecordHeader, abi_version), 4);
         assert_eq!(offset_of!(RecordHeader, ts_boot_ns), 8);
         assert_eq!(offset_of!(RecordHeader, generation), 16);
+    }
+
+    #[test]
+    fn a_configured_header_sets_only_wanted_flags_of_an_enabled_observer() {
+        let h = ConfigHeader::configured(true, &[(true, 1 << 3), (false, 1 << 4)], 9);
+        assert_eq!(
+            (h.abi_version, h.flags, h.generation),
+            (TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED | 1 << 3, 9)
+        );
+        assert_eq!(
+            ConfigHeader::configured(false, &[(true, 1 << 3)], 9).flags,
+            0
+        );
     }
 
     #[test]

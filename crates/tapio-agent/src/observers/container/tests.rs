@@ -6,7 +6,9 @@ use tapio_common::ebpf::container::{
     ContainerRecord, REC_ABNORMAL_EXIT, REC_F_MEMCG_KNOWN, REC_F_MEMCG_V1, REC_OOM_KILL,
     STAT_OOM_MARK_FAILED,
 };
-use tapio_common::ebpf::{as_bytes, read_record, RecordHeader, TAPIO_ABI_VERSION};
+use tapio_common::ebpf::{
+    as_bytes, read_record, RecordHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
+};
 use tapio_common::{Anomaly, Fact, Severity};
 use tapio_wire::CompiledConfig;
 

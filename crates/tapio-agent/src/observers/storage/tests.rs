@@ -8,7 +8,9 @@ use tapio_common::ebpf::storage::{
     REC_LATENCY, STAT_AMBIGUOUS, STAT_INFLIGHT_FULL, STAT_MISSING_ISSUE, STAT_PARTIAL_ERROR,
     STAT_REQUEUED,
 };
-use tapio_common::ebpf::{as_bytes, read_record, RecordHeader, TAPIO_ABI_VERSION};
+use tapio_common::ebpf::{
+    as_bytes, read_record, RecordHeader, TAPIO_ABI_VERSION, TAPIO_CFG_ENABLED,
+};
 use tapio_common::{Anomaly, Fact, Severity};
 use tapio_wire::CompiledConfig;
 
