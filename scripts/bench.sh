@@ -53,11 +53,14 @@ echo "== attribution (cargo bench -p tapio-agent --bench attribution)"
 python3 - "$WORK/attr.txt" >"$WORK/attr.row" <<'PY'
 import sys
 m = {l.split()[0]: float(l.split()[1]) for l in open(sys.argv[1]) if l.split()[1:2] and l.split()[1].replace('.', '', 1).isdigit()}
-print(f"{m['distinct+attr'] - m['distinct']:.0f}\t{m['distinct']:.0f}\t{m['distinct+attr']:.0f}\t{m['annotate-only']:.0f}")
+print(f"{m['distinct+attr'] - m['distinct']:.0f}\t{m['distinct']:.0f}\t{m['distinct+attr']:.0f}\t{m['annotate-only']:.0f}"
+      f"\t{m['drain+attr'] - m['drain']:.0f}\t{m['drain']:.0f}\t{m['drain+attr']:.0f}")
 PY
-IFS=$'\t' read -r attr_gap attr_off attr_on attr_only <"$WORK/attr.row"
+IFS=$'\t' read -r attr_gap attr_off attr_on attr_only drain_gap drain_off drain_on <"$WORK/attr.row"
 result "hot path" "attribution, cached, per distinct occurrence" "$attr_gap" - "ns/record" - - \
   "median ns/record CPU: distinct $attr_off, distinct+attr $attr_on; annotate alone $attr_only"
+result "hot path" "attribution, cached, on the drain path (no serialization)" "$drain_gap" - "ns/record" - - \
+  "median ns/record CPU: drain $drain_off, drain+attr $drain_on"
 
 # --- 1c. start-up peak RSS (issue 15) -----------------------------------------
 # Not timed: the agent's VmHWM once it has loaded every object and applied
