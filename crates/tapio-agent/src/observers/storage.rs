@@ -104,6 +104,74 @@ pub struct StorageClassifier {
     names: HashMap<u32, Option<String>>,
 }
 
+/// `error.message` of storage occurrences, as templates over the
+/// candidate's own facts: rendered when written, never built per record.
+/// Index 0: no device name known (`<major>:<minor>` only); 1: `<name>
+/// (<major>:<minor>)`.
+mod summary {
+    use tapio_common::Piece::{Fact as F, Lit as L};
+    use tapio_common::Template;
+
+    pub(super) const FAILED: [Template; 2] = [
+        &[
+            F("op"),
+            L(" of "),
+            F("bytes"),
+            L(" bytes at sector "),
+            F("sector"),
+            L(" on "),
+            F("device"),
+            L(" failed: errno "),
+            F("errno"),
+        ],
+        &[
+            F("op"),
+            L(" of "),
+            F("bytes"),
+            L(" bytes at sector "),
+            F("sector"),
+            L(" on "),
+            F("device_name"),
+            L(" ("),
+            F("device"),
+            L(") failed: errno "),
+            F("errno"),
+        ],
+    ];
+    pub(super) const SLOW: [Template; 2] = [
+        &[
+            F("op"),
+            L(" of "),
+            F("bytes"),
+            L(" bytes at sector "),
+            F("sector"),
+            L(" on "),
+            F("device"),
+            L(" took "),
+            F("latency_us"),
+            L(" us ("),
+            F("level"),
+            L(")"),
+        ],
+        &[
+            F("op"),
+            L(" of "),
+            F("bytes"),
+            L(" bytes at sector "),
+            F("sector"),
+            L(" on "),
+            F("device_name"),
+            L(" ("),
+            F("device"),
+            L(") took "),
+            F("latency_us"),
+            L(" us ("),
+            F("level"),
+            L(")"),
+        ],
+    ];
+}
+
 impl StorageClassifier {
     /// A classifier resolving device names with `name_of(major, minor)`.
     #[must_use]
@@ -119,6 +187,7 @@ impl StorageClassifier {
         }
     }
 
+    /// The device's name, looked up once per device.
     fn device_name(&mut self, dev: u32) -> Option<String> {
         if let Some(n) = self.names.get(&dev) {
             return n.clone();
@@ -152,7 +221,7 @@ impl StorageClassifier {
             .u64("bytes", u64::from(r.bytes))
             .u64("latency_us", latency_us)
             .str("latency_clock", latency_clock(r.flags));
-        let dev_text = name.map_or(device.clone(), |n| format!("{n} ({device})"));
+        let named = usize::from(name.is_some());
         let critical = r.flags & REC_F_CRITICAL != 0;
         if kind == REC_IO_ERROR {
             // Kernels that pass the errno itself have no blk_status_t to show.
@@ -169,11 +238,8 @@ impl StorageClassifier {
                 outcome: Outcome::Failure,
                 unix_ns,
                 generation: r.hdr.generation,
-                summary: format!(
-                    "{op} of {} bytes at sector {} on {dev_text} failed: errno {errno}",
-                    r.bytes, r.sector
-                ),
-                template: None,
+                summary: String::new(),
+                template: Some(summary::FAILED[named]),
                 key,
                 detail,
                 fold: true,
@@ -200,11 +266,8 @@ impl StorageClassifier {
                 outcome: Outcome::Degraded,
                 unix_ns,
                 generation: r.hdr.generation,
-                summary: format!(
-                    "{op} of {} bytes at sector {} on {dev_text} took {latency_us} us ({level})",
-                    r.bytes, r.sector
-                ),
-                template: None,
+                summary: String::new(),
+                template: Some(summary::SLOW[named]),
                 key,
                 detail,
                 fold: true,

@@ -229,7 +229,35 @@ fn unknown_device_name_is_absent_not_guessed() {
     c.record(as_bytes(&rec(REC_LATENCY)), &Clock::fixed(0), &mut out)
         .unwrap();
     assert_eq!(out[0].detail.get("device_name"), None);
-    assert!(out[0].summary.contains("7:3"));
+    assert_eq!(
+        out[0].summary_text(),
+        "read of 4096 bytes at sector 16384 on 7:3 took 310000 us (warning)"
+    );
+}
+
+#[test]
+fn messages_name_the_device_and_state_the_facts() {
+    let mut c = StorageClassifier::new(loop3);
+    let mut out = Vec::new();
+    let mut slow = rec(REC_LATENCY);
+    slow.flags = REC_F_CRITICAL;
+    let mut failed = rec(REC_IO_ERROR);
+    failed.status = 10; // BLK_STS_IOERR
+    failed.op = 1;
+    for r in [slow, failed] {
+        c.record(as_bytes(&r), &Clock::fixed(0), &mut out).unwrap();
+    }
+    let text: Vec<String> = out.iter().map(Candidate::summary_text).collect();
+    assert_eq!(
+        text,
+        [
+            "read of 4096 bytes at sector 16384 on loop3 (7:3) took 310000 us (critical)",
+            "write of 4096 bytes at sector 16384 on loop3 (7:3) failed: errno 5",
+        ]
+    );
+    // As the occurrence writes it: the template over the same facts.
+    let o = out.remove(1).into_occurrence(None);
+    assert_eq!(o.message_text(), text[1]);
 }
 
 #[test]
