@@ -140,6 +140,52 @@ pub enum Piece {
 /// written, instead of a string built per record.
 pub type Template = &'static [Piece];
 
+/// Number of pieces in `parts` together (the length [`joined`] makes).
+#[must_use]
+pub const fn pieces_in(parts: &[Template]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < parts.len() {
+        n += parts[i].len();
+        i += 1;
+    }
+    n
+}
+
+/// The pieces of `parts`, one part after another: a template made of
+/// parts several messages share, joined at compile time so that writing it
+/// walks one flat list ([`template!`](crate::template)).
+///
+/// # Panics
+/// At compile time, when `N` is not [`pieces_in`]`(parts)`.
+#[must_use]
+pub const fn joined<const N: usize>(parts: &[Template]) -> [Piece; N] {
+    let mut out = [Piece::Lit(""); N];
+    let (mut k, mut i) = (0, 0);
+    while i < parts.len() {
+        let mut j = 0;
+        while j < parts[i].len() {
+            out[k] = parts[i][j];
+            k += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(k == N, "joined: N is not the parts' length");
+    out
+}
+
+/// A [`Template`] of parts (each a `Template`), joined into one flat list
+/// of pieces at compile time: `template!(TO, &[Lit(" refused")], OWNER[1])`.
+#[macro_export]
+macro_rules! template {
+    ($($part:expr),+ $(,)?) => {{
+        const PARTS: &[$crate::Template] = &[$($part),+];
+        const JOINED: [$crate::Piece; $crate::facts::pieces_in(PARTS)] =
+            $crate::facts::joined(PARTS);
+        &JOINED
+    }};
+}
+
 /// Renders `t` over `facts` (a missing fact renders as `?`).
 #[must_use]
 pub fn render(t: Template, facts: &Facts) -> String {

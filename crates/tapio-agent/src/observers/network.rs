@@ -125,72 +125,32 @@ fn owner_facts(r: &NetworkRecord, f: &mut Facts) -> bool {
 /// record. ` pid=<pid> comm=<comm>` or ` owner=unknown` ends each.
 mod summary {
     use tapio_common::Piece::{Fact as F, Lit as L};
-    use tapio_common::Template;
+    use tapio_common::{template, Template};
+
+    const TO: Template = &[L("connect to "), F("dst_addr"), L(":"), F("dst_port")];
+    /// Index 0: owner unknown; 1: known.
+    const OWNER: [Template; 2] = [
+        &[L(" owner=unknown")],
+        &[L(" pid="), F("pid"), L(" comm="), F("comm")],
+    ];
+    const TIMED_OUT_GAVE_UP: Template = &[L(" timed out ("), F("gave_up"), L(" gave up)")];
+    const ICMP_UNREACHABLE: Template = &[
+        L(" failed: ICMP "),
+        F("icmp_unreachable"),
+        L(" unreachable"),
+    ];
 
     pub(super) const REFUSED: [Template; 2] = [
-        &[
-            L("connect to "),
-            F("dst_addr"),
-            L(":"),
-            F("dst_port"),
-            L(" refused owner=unknown"),
-        ],
-        &[
-            L("connect to "),
-            F("dst_addr"),
-            L(":"),
-            F("dst_port"),
-            L(" refused pid="),
-            F("pid"),
-            L(" comm="),
-            F("comm"),
-        ],
+        template!(TO, &[L(" refused")], OWNER[0]),
+        template!(TO, &[L(" refused")], OWNER[1]),
     ];
     pub(super) const TIMED_OUT: [Template; 2] = [
-        &[
-            L("connect to "),
-            F("dst_addr"),
-            L(":"),
-            F("dst_port"),
-            L(" timed out ("),
-            F("gave_up"),
-            L(" gave up) owner=unknown"),
-        ],
-        &[
-            L("connect to "),
-            F("dst_addr"),
-            L(":"),
-            F("dst_port"),
-            L(" timed out ("),
-            F("gave_up"),
-            L(" gave up) pid="),
-            F("pid"),
-            L(" comm="),
-            F("comm"),
-        ],
+        template!(TO, TIMED_OUT_GAVE_UP, OWNER[0]),
+        template!(TO, TIMED_OUT_GAVE_UP, OWNER[1]),
     ];
     pub(super) const ICMP: [Template; 2] = [
-        &[
-            L("connect to "),
-            F("dst_addr"),
-            L(":"),
-            F("dst_port"),
-            L(" failed: ICMP "),
-            F("icmp_unreachable"),
-            L(" unreachable owner=unknown"),
-        ],
-        &[
-            L("connect to "),
-            F("dst_addr"),
-            L(":"),
-            F("dst_port"),
-            L(" failed: ICMP "),
-            F("icmp_unreachable"),
-            L(" unreachable pid="),
-            F("pid"),
-            L(" comm="),
-            F("comm"),
-        ],
+        template!(TO, ICMP_UNREACHABLE, OWNER[0]),
+        template!(TO, ICMP_UNREACHABLE, OWNER[1]),
     ];
 }
 

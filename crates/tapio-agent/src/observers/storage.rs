@@ -110,65 +110,30 @@ pub struct StorageClassifier {
 /// (<major>:<minor>)`.
 mod summary {
     use tapio_common::Piece::{Fact as F, Lit as L};
-    use tapio_common::Template;
+    use tapio_common::{template, Template};
+
+    const REQUEST: Template = &[
+        F("op"),
+        L(" of "),
+        F("bytes"),
+        L(" bytes at sector "),
+        F("sector"),
+        L(" on "),
+    ];
+    const DEVICE: [Template; 2] = [
+        &[F("device")],
+        &[F("device_name"), L(" ("), F("device"), L(")")],
+    ];
+    const ERRNO: Template = &[L(" failed: errno "), F("errno")];
+    const TOOK: Template = &[L(" took "), F("latency_us"), L(" us ("), F("level"), L(")")];
 
     pub(super) const FAILED: [Template; 2] = [
-        &[
-            F("op"),
-            L(" of "),
-            F("bytes"),
-            L(" bytes at sector "),
-            F("sector"),
-            L(" on "),
-            F("device"),
-            L(" failed: errno "),
-            F("errno"),
-        ],
-        &[
-            F("op"),
-            L(" of "),
-            F("bytes"),
-            L(" bytes at sector "),
-            F("sector"),
-            L(" on "),
-            F("device_name"),
-            L(" ("),
-            F("device"),
-            L(") failed: errno "),
-            F("errno"),
-        ],
+        template!(REQUEST, DEVICE[0], ERRNO),
+        template!(REQUEST, DEVICE[1], ERRNO),
     ];
     pub(super) const SLOW: [Template; 2] = [
-        &[
-            F("op"),
-            L(" of "),
-            F("bytes"),
-            L(" bytes at sector "),
-            F("sector"),
-            L(" on "),
-            F("device"),
-            L(" took "),
-            F("latency_us"),
-            L(" us ("),
-            F("level"),
-            L(")"),
-        ],
-        &[
-            F("op"),
-            L(" of "),
-            F("bytes"),
-            L(" bytes at sector "),
-            F("sector"),
-            L(" on "),
-            F("device_name"),
-            L(" ("),
-            F("device"),
-            L(") took "),
-            F("latency_us"),
-            L(" us ("),
-            F("level"),
-            L(")"),
-        ],
+        template!(REQUEST, DEVICE[0], TOOK),
+        template!(REQUEST, DEVICE[1], TOOK),
     ];
 }
 

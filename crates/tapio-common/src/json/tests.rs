@@ -21,7 +21,7 @@ const KEYS: [&str; 8] = [
     "we\"ird\\key\n",
 ];
 
-const TEMPLATES: [Template; 3] = [
+const TEMPLATES: [Template; 4] = [
     &[
         Piece::Lit("connect to "),
         Piece::Fact("dst_addr"),
@@ -37,6 +37,13 @@ const TEMPLATES: [Template; 3] = [
         Piece::Fact("reset_received"),
     ],
     &[],
+    // Joined from parts (one of them empty) at compile time.
+    crate::template!(
+        &[Piece::Lit("to "), Piece::Fact("dst_addr")],
+        &[Piece::Lit(" \"x\" ")],
+        &[],
+        &[Piece::Fact("pid"), Piece::Fact("missing")],
+    ),
 ];
 
 fn fact() -> impl Strategy<Value = Fact> {
@@ -273,4 +280,35 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_joined_template_is_its_parts_in_order_in_both_writers() {
+    assert_eq!(
+        TEMPLATES[3],
+        &[
+            Piece::Lit("to "),
+            Piece::Fact("dst_addr"),
+            Piece::Lit(" \"x\" "),
+            Piece::Fact("pid"),
+            Piece::Fact("missing"),
+        ]
+    );
+    let mut o = Occurrence::new(
+        Anomaly::ConnectionRefused,
+        Severity::Info,
+        Outcome::Failure,
+        1,
+        1,
+    );
+    o.data.str("dst_addr", "10.0.0.1").u64("pid", 7);
+    o.template = Some(TEMPLATES[3]);
+    assert_eq!(o.message_text(), "to 10.0.0.1 \"x\" 7?");
+    let mut mine = Vec::new();
+    o.write_json(&mut mine);
+    let text = String::from_utf8(mine).unwrap();
+    assert!(
+        text.contains(r#""message":"to 10.0.0.1 \"x\" 7?""#),
+        "{text}"
+    );
 }

@@ -437,3 +437,29 @@ proptest! {
         c.finish(&mut out);
     }
 }
+
+#[test]
+fn connect_failure_messages_state_the_facts_with_or_without_an_owner() {
+    let mut c = NetworkClassifier::default();
+    let mut r = rec(REC_CONNECT_FAILED, 5);
+    r.segs_out = 1;
+    let mut text = Vec::new();
+    for owner in [REC_F_OWNER_KNOWN, 0] {
+        r.flags = owner;
+        for errno in [111, 110, 113] {
+            r.sk_err = errno;
+            text.push(classify(&mut c, &r)[0].summary_text());
+        }
+    }
+    assert_eq!(
+        text,
+        [
+            "connect to 10.0.0.9:8080 refused pid=4242 comm=curl",
+            "connect to 10.0.0.9:8080 timed out (kernel gave up) pid=4242 comm=curl",
+            "connect to 10.0.0.9:8080 failed: ICMP host unreachable pid=4242 comm=curl",
+            "connect to 10.0.0.9:8080 refused owner=unknown",
+            "connect to 10.0.0.9:8080 timed out (kernel gave up) owner=unknown",
+            "connect to 10.0.0.9:8080 failed: ICMP host unreachable owner=unknown",
+        ]
+    );
+}
