@@ -19,9 +19,10 @@
 //!   an id is never resolved in a hierarchy it may not belong to.
 //! - Each drain task looks in its own [`front::Front`] (no lock, no
 //!   atomic per occurrence) before the shared cache.
-//! - Bounded: [`cache::CAPACITY`] cached ids, [`front::SLOTS`] per drain task, [`resolver::QUEUE`] queued,
-//!   walks of at most [`resolver::MAX_DIRS`] directories, at most one walk
-//!   per [`resolver::MIN_WALK_INTERVAL`].
+//! - Bounded: [`cache::CAPACITY`] cached ids, [`front::SLOTS`] per drain
+//!   task, [`resolver::QUEUE`] queued, walks of at most
+//!   [`resolver::MAX_DIRS`] directories, at most one walk per
+//!   [`resolver::MIN_WALK_INTERVAL`].
 //! - Counted: `tapio_cgroup_lookups_total{result=hit|miss}` per annotated
 //!   occurrence, `tapio_cgroup_resolutions_total{result}` per resolved id.
 //! - No names are looked up anywhere (no runtime socket, no API server):
