@@ -53,7 +53,9 @@ pub struct Candidate {
 
 impl Candidate {
     /// The `error.message` base: `summary`, or `template` rendered over
-    /// the key and detail facts.
+    /// the key and detail facts (for tests: the agent renders a template
+    /// over the occurrence's facts, [`Occurrence::message_text`]).
+    #[cfg(test)]
     #[must_use]
     pub fn summary_text(&self) -> String {
         match self.template {
@@ -250,24 +252,29 @@ impl Folder {
         if let Some(r) = raw {
             self.raw.insert(r, h);
         }
+        let (anomaly, severity, outcome) = (c.anomaly, c.severity, c.outcome);
+        let (generation, start_ns, key) = (c.generation, c.unix_ns, c.key.clone());
+        let first = c.into_occurrence(Some(1));
         self.open.insert(
             h,
             Window {
                 raw,
-                anomaly: c.anomaly,
-                severity: c.severity,
-                outcome: c.outcome,
-                generation: c.generation,
-                key: c.key.clone(),
-                summary: c.summary_text(),
-                start_ns: c.unix_ns,
-                end_ns: c.unix_ns.saturating_add(self.window_ns),
+                anomaly,
+                severity,
+                outcome,
+                generation,
+                key,
+                // The first occurrence's own message (its template rendered
+                // once over the facts it already holds).
+                summary: first.message_text().into_owned(),
+                start_ns,
+                end_ns: start_ns.saturating_add(self.window_ns),
                 repeats: 0,
-                last_ns: c.unix_ns,
+                last_ns: start_ns,
                 spread: Spread::default(),
             },
         );
-        out.push(c.into_occurrence(Some(1)));
+        out.push(first);
     }
 
     /// Closes windows that ended before `now_unix_ns`.
@@ -347,6 +354,28 @@ mod tests {
             Some(Fact::U64(n)) => *n,
             other => panic!("count missing: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_templated_window_states_its_first_message_in_the_follow_up() {
+        use tapio_common::Piece::{Fact as F, Lit as L};
+        let mut f = Folder::new(1000, 16);
+        let mut out = Vec::new();
+        for t in 0..3 {
+            let mut c = cand(9, t);
+            c.summary = String::new();
+            c.template = Some(&[L("refused :"), F("dst_port"), L(" from "), F("src_port")]);
+            f.push(c, &mut out);
+        }
+        f.flush_expired(1000 * 1_000_000, &mut out);
+        let text: Vec<String> = out.iter().map(|o| o.message_text().into_owned()).collect();
+        assert_eq!(
+            text,
+            [
+                "refused :9 from 40000",
+                "refused :9 from 40000; 2 more folded in 1000 ms"
+            ]
+        );
     }
 
     #[test]
