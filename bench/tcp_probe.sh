@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# tcp_probe proven harmless (issue 15): Tapio's per-segment hook under bulk
-# TCP, and what the whole agent costs that transfer.
-#   - kernel ns per tcp_probe call (bpf_stats run_time_ns/run_cnt) over the
-#     runs with the agent attached, and how many calls;
-#   - the floor: the same agent with a copy of network_monitor.o whose
+# The RTT hook proven harmless (issue 15): Tapio's RTT sampling under bulk
+# TCP, and what the whole agent costs that transfer, for both hooks the agent
+# can choose (observers/network/rtt_hook.rs):
+#   - sockops: `rtt_sockops` on the cgroup v2 root, the default where one is
+#     mounted; it runs per RTT measurement of the sockets Tapio saw connect
+#     (here the iperf3 client's) and never per segment of any other socket
+#     (the iperf3 server's accepted socket);
+#   - tcp_probe: the fallback (the agent started in a mount namespace with no
+#     cgroup v2 mount, as on a host without one), on every received segment
+#     of every socket; and its floor, a copy of network_monitor.o whose
 #     tcp_probe returns at once (what any program on this hook costs here,
-#     bpf_stats included), so what Tapio's work adds is on - floor;
-#   - iperf3 throughput of a bulk loopback transfer and of a transfer over a
-#     veth pair between two network namespaces, agent attached vs not,
-#     REPS runs each, interleaved (off, on, off, on, ...) so a drifting load
-#     hits both alike; medians and the loss of the medians;
-#   - the hook's share of the CPU: calls x ns per call over the transfer
-#     time, an upper bound of the throughput a CPU-bound transfer can lose
-#     to it that, unlike the iperf3 medians, does not drown in the noise of
-#     a shared machine.
+#     bpf_stats included), so what Tapio's work adds is tcp_probe - floor.
+# For each: kernel ns per call (bpf_stats run_time_ns/run_cnt) and calls per
+# run; iperf3 throughput of a bulk loopback transfer and of a transfer over a
+# veth pair between two network namespaces, agent off vs attached, REPS runs
+# each, interleaved (off, sockops, tcp_probe, floor, off, ...) so a drifting
+# load hits all alike; medians and the loss of the medians; the hook's share
+# of the CPU (calls x ns per call over the transfer time), an upper bound of
+# the throughput a CPU-bound transfer can lose to it that, unlike the iperf3
+# medians, does not drown in the noise of a shared machine.
 # The agent runs the production-default profile (RTT sampling on, 1 s per
 # socket); it starts before each attached run, so the client socket is one
-# it saw connect (the socket whose every segment does the most work).
+# it saw connect.
 # Appends rows to $BENCH_RESULTS (see bench/lib.sh).
 # Usage: bench/tcp_probe.sh [REPS=5] [SECONDS=4]
 set -euo pipefail
@@ -75,62 +80,92 @@ xfer() {
   python3 -c 'import json, sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' <<<"$json"
 }
 
-# One attached transfer: $1 path, $2 object directory, $3 tag; appends
-# "path tag ns calls" to probe.tsv and sets BPS (bits per second). Not in
-# a subshell: the agent it starts must be stopped by this shell.
+# The fallback's launcher: the agent in a private mount namespace without
+# any cgroup v2 mount (unshare execs in place, so $AGENT_PID stays the
+# agent's).
+cat >"$WORK/no-cgroup2.sh" <<'SH'
+#!/bin/sh
+findmnt -rn -t cgroup2 -o TARGET | while read -r m; do umount -l "$m"; done
+exec "$@"
+SH
+chmod +x "$WORK/no-cgroup2.sh"
+no_cg2="unshare -m --propagation private $WORK/no-cgroup2.sh"
+
+# One attached transfer: $1 path, $2 object directory, $3 tag, $4 program,
+# $5 launcher ("" or $no_cg2); appends "path tag ns calls" to probe.tsv and
+# sets BPS (bits per second). Not in a subshell: the agent it starts must
+# be stopped by this shell.
 attached() {
   local d ns cnt main_dir=$BPF_DIR
-  BPF_DIR=$2
+  BPF_DIR=$2 AGENT_WRAP=$5
   agent_start
-  BPF_DIR=$main_dir
+  BPF_DIR=$main_dir AGENT_WRAP=
+  grep -q "rtt samples from ${4/rtt_sockops/sock_ops}" "$WORK/agent.log" \
+    || die "$3: the agent did not choose $4: $(grep 'rtt samples' "$WORK/agent.log")"
   sleep 1
   prog_stats "$AGENT_PID" >"$WORK/t0"
   BPS=$(xfer "$1")
   prog_stats "$AGENT_PID" >"$WORK/t1"
   agent_stop
-  d=$(prog_delta "$WORK/t0" "$WORK/t1" tcp_probe | grep "^tcp_probe:")
+  d=$(prog_delta "$WORK/t0" "$WORK/t1" "$4" | grep "^$4:")
   IFS=: read -r _ ns cnt <<<"$d"
   printf '%s\t%s\t%s\t%s\n' "$1" "$3" "$ns" "$cnt" >>"$WORK/probe.tsv"
 }
 
+tags=(sockops tcp_probe floor)
 declare -A runs
 : >"$WORK/probe.tsv"
 for i in $(seq "$reps"); do
   for path in lo veth; do
     runs[$path-off]+="$(xfer "$path") "
-    attached "$path" "$BPF_DIR" on
-    runs[$path-on]+="$BPS "
-    attached "$path" "$WORK/floor/bpf" floor
-    echo "rep $i $path: off $(awk '{print $NF}' <<<"${runs[$path-off]}") on $(awk '{print $NF}' <<<"${runs[$path-on]}") bit/s; tcp_probe: $(grep "^$path" "$WORK/probe.tsv" | tail -2 | awk '{printf "%s %s ns x %s; ", $2, $3, $4}')"
+    attached "$path" "$BPF_DIR" sockops rtt_sockops ""
+    runs[$path-sockops]+="$BPS "
+    attached "$path" "$BPF_DIR" tcp_probe tcp_probe "$no_cg2"
+    runs[$path-tcp_probe]+="$BPS "
+    attached "$path" "$WORK/floor/bpf" floor tcp_probe "$no_cg2"
+    runs[$path-floor]+="$BPS "
+    echo "rep $i $path: off $(awk '{print $NF}' <<<"${runs[$path-off]}") sockops $(awk '{print $NF}' <<<"${runs[$path-sockops]}") tcp_probe $(awk '{print $NF}' <<<"${runs[$path-tcp_probe]}") bit/s; $(grep "^$path" "$WORK/probe.tsv" | tail -3 | awk '{printf "%s %s ns x %s; ", $2, $3, $4}')"
   done
 done
 
-for path in lo veth; do
-  read -r ns_med floor_med calls < <(python3 - "$WORK/probe.tsv" "$path" <<'PY'
+# Median ns/call and mean calls per run of tag $2 on path $1.
+med_calls() {
+  python3 - "$WORK/probe.tsv" "$1" "$2" <<'PY'
 import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.startswith(sys.argv[2] + "\t")]
-med = lambda tag: statistics.median(float(r[2]) for r in rows if r[1] == tag)
-on = [r for r in rows if r[1] == "on"]
-print(f"{med('on'):.1f}", f"{med('floor'):.1f}", sum(int(r[3]) for r in on) // len(on))
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith(sys.argv[2] + "\t") and l.split()[1] == sys.argv[3]]
+print(f"{statistics.median(float(r[2]) for r in rows):.1f}", sum(int(r[3]) for r in rows) // len(rows))
 PY
-  )
-  share=$(python3 -c "print(f'{$ns_med * $calls / ($secs * 1e9) * 100:.2f}')")
-  read -r off on loss < <(python3 - "${runs[$path-off]}" "${runs[$path-on]}" <<'PY'
+}
+# Median Gbit/s of agent-off runs and of runs of tag $2 on path $1, and the
+# loss in % of the medians.
+loss() {
+  python3 - "${runs[$1-off]}" "${runs[$1-$2]}" <<'PY'
 import statistics, sys
 off = statistics.median(int(x) for x in sys.argv[1].split())
 on = statistics.median(int(x) for x in sys.argv[2].split())
 print(f"{off / 1e9:.2f}", f"{on / 1e9:.2f}", f"{(off - on) / off * 100:.2f}")
 PY
-  )
+}
+yes_if() { awk -v v="$1" -v m="$2" 'BEGIN{print (v <= m) ? "yes" : "no"}'; }
+
+for path in lo veth; do
   label=loopback; [ "$path" = veth ] && label="veth (netns pair)"
-  result kernel "tcp_probe, bulk $label" "$ns_med" - "ns/call" "<= 60" \
-    "$(awk -v v="$ns_med" 'BEGIN{print (v <= 60) ? "yes" : "no"}')" \
-    "median of $reps runs of iperf3 -t $secs; floor (tcp_probe returning at once, same runs) $floor_med ns, so Tapio's work $(python3 -c "print(round($ns_med - $floor_med, 1))") ns; ~$calls calls per run = ${share} % of one core"
-  result agent "tcp_probe, bulk $label: throughput loss" "$loss" - "%" "<= 1" \
-    "$(awk -v v="$loss" 'BEGIN{print (v <= 1) ? "yes" : "no"}')" \
-    "iperf3 median Gbit/s: agent off $off, attached $on ($reps runs each, interleaved); off: ${runs[$path-off]% }; on: ${runs[$path-on]% }"
-  result kernel "tcp_probe, bulk $label: CPU share" "$share" - "% of a core" "<= 1" \
-    "$(awk -v v="$share" 'BEGIN{print (v <= 1) ? "yes" : "no"}')" \
-    "calls x ns/call over the ${secs} s transfer: the most a CPU-bound transfer can lose to the hook"
-  echo "$label: tcp_probe ${ns_med} ns/call (floor ${floor_med}; ~$calls calls/run = ${share} % of a core); throughput off ${off} Gbit/s, on ${on} Gbit/s, loss ${loss} %"
+  read -r floor_ns _ < <(med_calls "$path" floor)
+  for tag in sockops tcp_probe; do
+    read -r ns calls < <(med_calls "$path" "$tag")
+    share=$(python3 -c "print(f'{$ns * $calls / ($secs * 1e9) * 100:.2f}')")
+    read -r off on lost < <(loss "$path" "$tag")
+    case $tag in
+      sockops) what="rtt_sockops (default hook)" extra="runs per RTT measurement of the iperf3 client (seen connecting), never per segment of the accepted socket" ;;
+      tcp_probe) what="tcp_probe (fallback hook)" extra="floor (tcp_probe returning at once, same runs) $floor_ns ns, so Tapio's work $(python3 -c "print(round($ns - $floor_ns, 1))") ns" ;;
+    esac
+    result kernel "$what, bulk $label" "$ns" - "ns/call" "<= 60" "$(yes_if "$ns" 60)" \
+      "median of $reps runs of iperf3 -t $secs; ~$calls calls per run = ${share} % of one core; $extra"
+    result agent "$what, bulk $label: throughput loss" "$lost" - "%" "<= 1" "$(yes_if "$lost" 1)" \
+      "iperf3 median Gbit/s: agent off $off, attached $on ($reps runs each, interleaved); off: ${runs[$path-off]% }; on: ${runs[$path-$tag]% }"
+    result kernel "$what, bulk $label: CPU share" "$share" - "% of a core" "<= 1" "$(yes_if "$share" 1)" \
+      "calls x ns/call over the ${secs} s transfer: the most a CPU-bound transfer can lose to the hook"
+    echo "$label: $what ${ns} ns/call, ~$calls calls/run = ${share} % of a core; throughput off ${off} Gbit/s, on ${on} Gbit/s, loss ${lost} %"
+  done
+  echo "$label: tcp_probe floor ${floor_ns} ns/call"
 done

@@ -197,6 +197,10 @@ static __always_inline void capture_owner(const struct sock *sk)
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	o.cgroup_id = bpf_get_current_cgroup_id();
 	o.syn_sent_ns = bpf_ktime_get_boot_ns();
+	/* The first RTT sample is due one interval after the connect began,
+	 * never on the first ACKs: srtt then rests on one or two measurements
+	 * (the sock_ops hook would sample right after the first data ACK's). */
+	o.last_rtt_ns = o.syn_sent_ns;
 	o.flags = NET_REC_F_OWNER_KNOWN;
 	if (bpf_map_update_elem(&owner_table, &key, &o, BPF_ANY))
 		tapio_count(NET_STAT_OWNER_STORE_FAILED);
@@ -316,8 +320,10 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 	return 0;
 }
 
-SEC("tp_btf/tcp_probe")
-int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
+/* One RTT sample of `sk` if its owner is known and its interval is due;
+ * false when the socket has no owner or RTT sampling is off (the caller may
+ * stop asking for this socket). */
+static __always_inline bool rtt_sample(const struct sock *sk)
 {
 	const struct network_config *cfg;
 	struct network_record *r;
@@ -325,26 +331,22 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	struct tcp_sock *tp;
 	__u64 now;
 
-	/* Runs on every received segment: the common case (a socket Tapio
-	 * holds nothing for, or no sample due) returns before any record work.
-	 * Only connections seen at connect: their destination is a service
-	 * (address, port), not a peer's ephemeral port. */
 	o = owner_get(sk);
 	if (!o)
-		return 0;
+		return false;
 	cfg = net_config(NET_CFG_RTT);
 	if (!cfg || !cfg->rtt_sample_interval_ms)
-		return 0;
+		return false;
 	now = bpf_ktime_get_boot_ns();
 	if (now - o->last_rtt_ns < (__u64)cfg->rtt_sample_interval_ms * 1000000ull)
-		return 0;
+		return true;
 	o->last_rtt_ns = now;
-	tp = bpf_skc_to_tcp_sock(sk);
+	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
-		return 0;
+		return true;
 	r = tapio_reserve(sizeof(*r));
 	if (!r)
-		return 0;
+		return true;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RTT_SAMPLE, sizeof(*r), cfg->hdr.generation);
 	fill_socket(r, sk, tp, o);
@@ -352,5 +354,52 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	r->retransmits = tp->total_retrans;
 	r->min_rtt_us = tapio_min_rtt_us(tp);
 	tapio_submit(r, sizeof(*r));
+	return true;
+}
+
+/* RTT samples, first choice: a sock_ops program the loader attaches to the
+ * root of the cgroup v2 hierarchy. At ACTIVE_ESTABLISHED it asks the kernel
+ * for RTT callbacks on the sockets whose connect Tapio saw, and on no other:
+ * every other socket of the node costs nothing per segment, and an owned
+ * socket runs it once per RTT measurement, with srtt just updated. Where no
+ * cgroup v2 root can take it, the loader attaches tcp_probe instead; never
+ * both. Returns 1 (the kernel's "continue") in every case. */
+SEC("sockops")
+int rtt_sockops(struct bpf_sock_ops *ctx)
+{
+	struct bpf_sock *bsk;
+	struct tcp_sock *tp;
+	__u32 op = ctx->op;
+
+	if (op != BPF_SOCK_OPS_RTT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		return 1;
+	bsk = ctx->sk;
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 1;
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		if (owner_get((struct sock *)tp) && net_config(NET_CFG_RTT))
+			bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
+							   BPF_SOCK_OPS_RTT_CB_FLAG);
+		return 1;
+	}
+	/* No owner any more, or RTT switched off: stop the callbacks of this
+	 * socket (a socket established while RTT was off never asked). */
+	if (!rtt_sample((struct sock *)tp))
+		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags &
+						   ~BPF_SOCK_OPS_RTT_CB_FLAG);
+	return 1;
+}
+
+/* RTT samples, fallback: runs on every received segment of every socket. The
+ * common case (a socket Tapio holds nothing for, or no sample due) returns
+ * before any record work. Only connections seen at connect: their
+ * destination is a service (address, port), not a peer's ephemeral port. */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	rtt_sample(sk);
 	return 0;
 }

@@ -7,8 +7,9 @@
 #   2. bench/storms.sh: idle agent, then Tapio and the libbpf-tools peer
 #      attached at once under a connect, block I/O and fork/exit storm;
 #   3. bench/scaling.sh: cost against event rate and map pressure;
-#   4. bench/tcp_probe.sh: the per-segment RTT hook under bulk loopback and
-#      veth transfers (iperf3), agent attached vs not.
+#   4. bench/tcp_probe.sh: both RTT hooks (sock_ops, the default, and the
+#      tcp_probe fallback) under bulk loopback and veth transfers (iperf3),
+#      agent attached vs not.
 # Not part of the test suite. Root only; about 5 minutes once built.
 # Environment:
 #   CARGO_TARGET_DIR   build here (default target/)

@@ -29,7 +29,7 @@ stats() { # name -> "run_time_ns run_cnt" of this agent's program (id from its l
 import json,sys
 p=json.load(sys.stdin); print(p.get('run_time_ns',0), p.get('run_cnt',0))"
 }
-progs="inet_sock_set_state tcp_receive_reset tcp_retransmit_skb tcp_probe"
+progs="inet_sock_set_state tcp_receive_reset tcp_retransmit_skb rtt_sockops tcp_probe"
 declare -A before
 for p in $progs; do before[$p]=$(stats $p); done
 

@@ -16,7 +16,7 @@ use crate::counters::{Counters, SinkKind};
 use crate::datadir::{DataDir, DataDirError};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
 use crate::loader::{bare_loaders, kernel_btf, LoadedObject};
-use crate::observers::{attach_special, classifier};
+use crate::observers::{attach_special, classifier, own_programs};
 use crate::settings::Settings;
 use crate::sinks::controller::ControllerSink;
 use crate::sinks::file::FileSink;
@@ -337,10 +337,10 @@ pub async fn run(
         let Some(loader) = loaders.next() else {
             break;
         };
-        let loaded = LoadedObject::load(loader, &settings.ebpf_dir, o, &btf, o == Observer::Node)
+        let loaded = LoadedObject::load(loader, &settings.ebpf_dir, o, &btf, own_programs(o))
             .map_err(|e| error_chain(&e));
         let loaded = loaded.and_then(|(mut obj, ring)| {
-            let note = attach_special(o, &mut obj, &settings)?;
+            let note = attach_special(o, &mut obj, &settings, &btf)?;
             if let Some(n) = note {
                 state.set_note(o, n);
             }

@@ -172,9 +172,9 @@ pub fn bare_loaders<'a>(n: usize) -> Vec<EbpfLoader<'a>> {
 
 impl LoadedObject {
     /// Loads `<dir>/<object>.o` with `loader` (one of [`bare_loaders`])
-    /// and attaches every tracepoint program. Programs of other types are
-    /// left loaded-but-detached for the observer's own code when
-    /// `skip_other` is set.
+    /// and attaches every tracepoint program but those named in `own`, which
+    /// are left unloaded for the observer's own code (any type). A program
+    /// of another type that `own` does not name is an error.
     ///
     /// # Errors
     /// Any [`LoadError`]; nothing stays attached on error.
@@ -183,7 +183,7 @@ impl LoadedObject {
         dir: &Path,
         observer: Observer,
         btf: &'a Btf,
-        skip_other: bool,
+        own: &[&str],
     ) -> Result<(Self, RingBuf<MapData>), LoadError> {
         let path = dir.join(format!("{}.o", observer.object_name()));
         if !path.is_file() {
@@ -197,6 +197,9 @@ impl LoadedObject {
         })?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
         for name in names {
+            if own.contains(&name.as_str()) {
+                continue;
+            }
             let Some(prog) = ebpf.program_mut(&name) else {
                 continue;
             };
@@ -216,7 +219,6 @@ impl LoadedObject {
                     p.load().map_err(|e| err("load", e))?;
                     p.attach(&name).map_err(|e| err("attach", e))?;
                 }
-                _ if skip_other => continue,
                 _ => return Err(LoadError::UnsupportedProgram { program: name }),
             }
             if let Ok(info) = prog.info() {

@@ -297,25 +297,52 @@ fn tbf_after(
     }
 }
 
+/// The log line of the agent's RTT hook choice: sock_ops on the cgroup v2
+/// root (every kernel of the matrix and the host mount one), or tcp_probe.
+const SOCKOPS_CHOSEN: &str = "rtt samples from sock_ops on the cgroup v2 root";
+const TCP_PROBE_CHOSEN: &str = "rtt samples from tcp_probe";
+
 #[test]
 fn a_tbf_queue_makes_rtt_degradation_for_that_destination_only_after_it_is_added() {
+    tbf_queue_rtt_degradation("rtt", 13, &[], SOCKOPS_CHOSEN);
+}
+
+/// The same fault and evidence on the fallback hook, forced in the agent's
+/// test mode where a cgroup v2 root exists.
+#[test]
+fn rtt_degradation_on_the_tcp_probe_fallback() {
+    tbf_queue_rtt_degradation(
+        "rtp",
+        15,
+        &[("TAPIO_TEST_NETWORK_RTT_HOOK", "tcp_probe")],
+        TCP_PROBE_CHOSEN,
+    );
+}
+
+/// A paced transfer over a veth pair, then a tbf queue on the sender's side:
+/// rtt_degradation for that destination only, only after the queue, from
+/// the hook `hook_log` names.
+fn tbf_queue_rtt_degradation(tag: &str, idx: u8, env: &[(&str, &str)], hook_log: &str) {
     let Some(_k) = kernel_test(&["ip", "tc"]) else {
         return;
     };
-    let net = NetnsPair::new("rtt", 13);
-    discard_server(&net.b, &net.addr_b, 7201);
+    let net = NetnsPair::new(tag, idx);
+    let port = 7200 + u16::from(idx);
+    discard_server(&net.b, &net.addr_b, port);
     let cfg = config_with(|c| {
         c["network"]["rtt_sample_interval_ms"] = json!(100);
         c["network"]["rtt_report_interval_ms"] = json!(1000);
     });
-    let agent = Agent::start("rtt", &cfg, &[]);
-    let dst = SocketAddrV4::new(net.addr_b.parse().unwrap(), 7201);
+    let agent = Agent::start_with_env(tag, &cfg, &[], env);
+    agent.wait_log(hook_log, Duration::from_secs(10));
+    let dst = SocketAddrV4::new(net.addr_b.parse().unwrap(), port);
     let added_at = std::sync::Arc::new(std::sync::Mutex::new(0u64));
     // 4 MiB paced at 2 MB/s over a clean link, then a 4 Mbit/s tbf with a
     // 250 ms queue on the sender's side: the queue fills and srtt grows.
     let queue = tbf_after(&net, Duration::from_secs(2), 250, &added_at);
     paced_send(&net.a, dst, 12 << 20, 2 << 20, true, queue);
-    let on = |d: &serde_json::Value| d["dst_port"] == 7201 && d["dst_addr"] == "10.77.13.2";
+    let addr_b = net.addr_b.clone();
+    let on = |d: &serde_json::Value| d["dst_port"] == port && d["dst_addr"] == addr_b.as_str();
     agent.wait_for(Duration::from_secs(5), |all| {
         !of_type(all, RTT, on).is_empty()
     });
@@ -392,7 +419,12 @@ fn a_fresh_destination_degrading_after_connect_is_reported_within_3s() {
         .map(|o| o["data"]["timestamp_ns"].as_u64().unwrap())
         .min()
         .unwrap();
-    assert!(first > added, "before the queue existed");
+    assert!(
+        first > added,
+        "before the queue existed ({} ns before): {:#}",
+        added.saturating_sub(first),
+        got[0]
+    );
     // 3 s on a real CPU; stretched by TAPIO_TEST_TIME_SCALE under emulation
     // (the kernel-matrix VMs: 3.5 s once with the host loaded).
     let within = u64::try_from(scaled(Duration::from_secs(3)).as_nanos()).unwrap();

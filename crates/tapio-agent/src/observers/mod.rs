@@ -159,10 +159,22 @@ pub fn classifier(observer: Observer) -> Option<Box<dyn Classifier>> {
     }
 }
 
-/// Attaches what the generic loader leaves detached (perf-event programs
-/// of the node observer). `Ok(Some(note))`: running, with a standing note
-/// for its status (degraded event set, test mode); `Err` is the reason the
-/// observer is unavailable.
+/// Programs of `observer`'s object the generic loader leaves alone (not
+/// loaded, not attached) for [`attach_special`].
+#[must_use]
+pub fn own_programs(observer: Observer) -> &'static [&'static str] {
+    match observer {
+        Observer::Node => &["perf_cpu_clock"],
+        Observer::Network => &[network::rtt_hook::SOCKOPS, network::rtt_hook::TCP_PROBE],
+        Observer::Container | Observer::Storage => &[],
+    }
+}
+
+/// Attaches what the generic loader leaves detached ([`own_programs`]: the
+/// perf-event program of the node observer, the RTT hook of the network
+/// observer). `Ok(Some(note))`: running, with a standing note for its
+/// status (degraded event set, a fallback, test mode); `Err` is the reason
+/// the observer is unavailable.
 ///
 /// # Errors
 /// The observer cannot run on this host; the text says why (errno, event).
@@ -170,12 +182,18 @@ pub fn attach_special(
     observer: Observer,
     obj: &mut crate::loader::LoadedObject,
     settings: &crate::settings::Settings,
+    btf: &aya::Btf,
 ) -> Result<Option<String>, String> {
     match observer {
         Observer::Node => node::attach(obj, settings),
-        Observer::Network | Observer::Container | Observer::Storage => {
-            Ok(obj.note().map(str::to_owned))
+        Observer::Network => {
+            let rtt = network::rtt_hook::attach(obj, btf)?;
+            Ok(match (obj.note(), rtt) {
+                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                (a, b) => a.map(str::to_owned).or(b),
+            })
         }
+        Observer::Container | Observer::Storage => Ok(obj.note().map(str::to_owned)),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::counters::{Counters, FactDrop};
 use crate::fold::{Candidate, RawKey};
 
+pub mod rtt_hook;
 mod windows;
 pub use windows::{Destination, RetransmitWindows, RttBaselines};
 
