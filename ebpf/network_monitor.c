@@ -45,7 +45,7 @@ struct sock_owner {
 	__u64 syn_sent_ns;
 	__u64 last_rtt_ns;
 	__u32 flags;
-	__u32 _pad0;
+	__u32 rtt_jiffy; /* jiffies (low 32 bits) of the last full RTT check */
 };
 
 struct {
@@ -81,6 +81,17 @@ static __always_inline struct sock_owner *owner_connecting(const struct sock *sk
 	__u64 key = (__u64)sk;
 
 	return bpf_map_lookup_elem(&owner_table, &key);
+}
+
+/* Owner of an established socket, from sock_ops' own socket pointer (no
+ * BTF cast: RTT callbacks are only asked for sockets that have one). */
+static __always_inline struct sock_owner *owner_get_ops(struct bpf_sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (owner_in_table)
+		return bpf_map_lookup_elem(&owner_table, &key);
+	return bpf_sk_storage_get(&sockets, sk, NULL, 0);
 }
 
 /* Owner of a socket past SYN_SENT. */
@@ -320,33 +331,41 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 	return 0;
 }
 
-/* One RTT sample of `sk` if its owner is known and its interval is due;
- * false when the socket has no owner or RTT sampling is off (the caller may
- * stop asking for this socket). */
-static __always_inline bool rtt_sample(const struct sock *sk)
+/* The config when the owner's socket has an RTT sample due now (marked
+ * taken); NULL when none is due, with *off set when RTT sampling is off. */
+static __always_inline const struct network_config *rtt_due(struct sock_owner *o, bool *off)
 {
-	const struct network_config *cfg;
-	struct network_record *r;
-	struct sock_owner *o;
-	struct tcp_sock *tp;
+	const struct network_config *cfg = net_config(NET_CFG_RTT);
+	__u32 jiffy;
 	__u64 now;
 
-	o = owner_get(sk);
-	if (!o)
-		return false;
-	cfg = net_config(NET_CFG_RTT);
-	if (!cfg || !cfg->rtt_sample_interval_ms)
-		return false;
+	*off = !cfg || !cfg->rtt_sample_interval_ms;
+	if (*off)
+		return NULL;
+	/* Still the jiffy of the last check: under one tick (10 ms at the
+	 * lowest HZ) has passed, so an interval of 10 ms or more is not due,
+	 * known without reading the clock (bpf_jiffies64 is a plain load). */
+	jiffy = (__u32)bpf_jiffies64();
+	if (jiffy == o->rtt_jiffy && cfg->rtt_sample_interval_ms >= 10)
+		return NULL;
+	o->rtt_jiffy = jiffy;
 	now = bpf_ktime_get_boot_ns();
 	if (now - o->last_rtt_ns < (__u64)cfg->rtt_sample_interval_ms * 1000000ull)
-		return true;
+		return NULL;
 	o->last_rtt_ns = now;
-	tp = bpf_skc_to_tcp_sock((void *)sk);
-	if (!tp)
-		return true;
+	return cfg;
+}
+
+/* Fills and submits one RTT sample of the socket `tp`. */
+static __always_inline void rtt_emit(const struct tcp_sock *tp, const struct sock_owner *o,
+				     const struct network_config *cfg)
+{
+	const struct sock *sk = (const struct sock *)tp;
+	struct network_record *r;
+
 	r = tapio_reserve(sizeof(*r));
 	if (!r)
-		return true;
+		return;
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RTT_SAMPLE, sizeof(*r), cfg->hdr.generation);
 	fill_socket(r, sk, tp, o);
@@ -354,7 +373,6 @@ static __always_inline bool rtt_sample(const struct sock *sk)
 	r->retransmits = tp->total_retrans;
 	r->min_rtt_us = tapio_min_rtt_us(tp);
 	tapio_submit(r, sizeof(*r));
-	return true;
 }
 
 /* RTT samples, first choice: a sock_ops program the loader attaches to the
@@ -367,29 +385,35 @@ static __always_inline bool rtt_sample(const struct sock *sk)
 SEC("sockops")
 int rtt_sockops(struct bpf_sock_ops *ctx)
 {
-	struct bpf_sock *bsk;
+	const struct network_config *cfg;
+	struct sock_owner *o;
 	struct tcp_sock *tp;
+	struct bpf_sock *bsk;
 	__u32 op = ctx->op;
+	bool off = false;
 
 	if (op != BPF_SOCK_OPS_RTT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		return 1;
 	bsk = ctx->sk;
 	if (!bsk)
 		return 1;
-	tp = bpf_skc_to_tcp_sock(bsk);
-	if (!tp)
-		return 1;
+	o = owner_get_ops(bsk);
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
-		if (owner_get((struct sock *)tp) && net_config(NET_CFG_RTT))
+		if (o && net_config(NET_CFG_RTT))
 			bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
 							   BPF_SOCK_OPS_RTT_CB_FLAG);
 		return 1;
 	}
+	cfg = o ? rtt_due(o, &off) : NULL;
 	/* No owner any more, or RTT switched off: stop the callbacks of this
 	 * socket (a socket established while RTT was off never asked). */
-	if (!rtt_sample((struct sock *)tp))
+	if (!o || off) {
 		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags &
 						   ~BPF_SOCK_OPS_RTT_CB_FLAG);
+		return 1;
+	}
+	if (cfg && (tp = bpf_skc_to_tcp_sock(bsk)))
+		rtt_emit(tp, o, cfg);
 	return 1;
 }
 
@@ -400,6 +424,16 @@ int rtt_sockops(struct bpf_sock_ops *ctx)
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	rtt_sample(sk);
+	const struct network_config *cfg;
+	struct sock_owner *o;
+	struct tcp_sock *tp;
+	bool off = false;
+
+	o = owner_get(sk);
+	if (!o)
+		return 0;
+	cfg = rtt_due(o, &off);
+	if (cfg && (tp = bpf_skc_to_tcp_sock(sk)))
+		rtt_emit(tp, o, cfg);
 	return 0;
 }
