@@ -99,15 +99,13 @@ free_port() {
 
 # Starts the agent on the built-in production-default profile (or the TOML
 # in $AGENT_TOML) with the file sink into $WORK/occ; sets AGENT_PID. Extra
-# args go to the agent; $AGENT_WRAP (words, no quoting) runs before it and
-# must exec it in place.
+# args go to the agent.
 agent_start() {
   mkdir -p "$WORK/occ"
   # Empty unless AGENT_TOML is set: the built-in production default,
   # whatever /etc/tapio holds.
   printf '%s\n' "${AGENT_TOML:-}" >"$WORK/tapio.toml"
-  # shellcheck disable=SC2086 # AGENT_WRAP: a launcher command line, or empty
-  ${AGENT_WRAP:-} "$AGENT" --config "$WORK/tapio.toml" --ebpf-dir "$BPF_DIR" --sink file --data-dir "$WORK/occ" "$@" \
+  "$AGENT" --config "$WORK/tapio.toml" --ebpf-dir "$BPF_DIR" --sink file --data-dir "$WORK/occ" "$@" \
     >"$WORK/agent.out" 2>"$WORK/agent.log" &
   AGENT_PID=$!
   on_exit "agent_stop"

@@ -6,9 +6,9 @@
 #     mounted; it runs per RTT measurement of the sockets Tapio saw connect
 #     (here the iperf3 client's) and never per segment of any other socket
 #     (the iperf3 server's accepted socket);
-#   - tcp_probe: the fallback (the agent started in a mount namespace with no
-#     cgroup v2 mount, as on a host without one), on every received segment
-#     of every socket; and its floor, a copy of network_monitor.o whose
+#   - tcp_probe: the fallback (named in the agent's settings:
+#     `[network] rtt_hook = "tcp_probe"`), on every received segment of
+#     every socket; and its floor, a copy of network_monitor.o whose
 #     tcp_probe returns at once (what any program on this hook costs here,
 #     bpf_stats included), so what Tapio's work adds is tcp_probe - floor.
 # For each: kernel ns per call (bpf_stats run_time_ns/run_cnt) and calls per
@@ -80,26 +80,15 @@ xfer() {
   python3 -c 'import json, sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' <<<"$json"
 }
 
-# The fallback's launcher: the agent in a private mount namespace without
-# any cgroup v2 mount (unshare execs in place, so $AGENT_PID stays the
-# agent's).
-cat >"$WORK/no-cgroup2.sh" <<'SH'
-#!/bin/sh
-findmnt -rn -t cgroup2 -o TARGET | while read -r m; do umount -l "$m"; done
-exec "$@"
-SH
-chmod +x "$WORK/no-cgroup2.sh"
-no_cg2="unshare -m --propagation private $WORK/no-cgroup2.sh"
-
 # One attached transfer: $1 path, $2 object directory, $3 tag, $4 program,
-# $5 launcher ("" or $no_cg2); appends "path tag ns calls" to probe.tsv and
-# sets BPS (bits per second). Not in a subshell: the agent it starts must
-# be stopped by this shell.
+# $5 agent TOML ("" or $probe_toml); appends "path tag ns calls" to
+# probe.tsv and sets BPS (bits per second). Not in a subshell: the agent it
+# starts must be stopped by this shell.
 attached() {
   local d ns cnt main_dir=$BPF_DIR
-  BPF_DIR=$2 AGENT_WRAP=$5
+  BPF_DIR=$2 AGENT_TOML=$5
   agent_start
-  BPF_DIR=$main_dir AGENT_WRAP=
+  BPF_DIR=$main_dir AGENT_TOML=
   grep -q "rtt samples from ${4/rtt_sockops/sock_ops}" "$WORK/agent.log" \
     || die "$3: the agent did not choose $4: $(grep 'rtt samples' "$WORK/agent.log")"
   sleep 1
@@ -112,7 +101,9 @@ attached() {
   printf '%s\t%s\t%s\t%s\n' "$1" "$3" "$ns" "$cnt" >>"$WORK/probe.tsv"
 }
 
-tags=(sockops tcp_probe floor)
+# The fallback, as the agent's settings name it.
+probe_toml=$'[network]\nrtt_hook = "tcp_probe"'
+
 declare -A runs
 : >"$WORK/probe.tsv"
 for i in $(seq "$reps"); do
@@ -120,9 +111,9 @@ for i in $(seq "$reps"); do
     runs[$path-off]+="$(xfer "$path") "
     attached "$path" "$BPF_DIR" sockops rtt_sockops ""
     runs[$path-sockops]+="$BPS "
-    attached "$path" "$BPF_DIR" tcp_probe tcp_probe "$no_cg2"
+    attached "$path" "$BPF_DIR" tcp_probe tcp_probe "$probe_toml"
     runs[$path-tcp_probe]+="$BPS "
-    attached "$path" "$WORK/floor/bpf" floor tcp_probe "$no_cg2"
+    attached "$path" "$WORK/floor/bpf" floor tcp_probe "$probe_toml"
     runs[$path-floor]+="$BPS "
     echo "rep $i $path: off $(awk '{print $NF}' <<<"${runs[$path-off]}") sockops $(awk '{print $NF}' <<<"${runs[$path-sockops]}") tcp_probe $(awk '{print $NF}' <<<"${runs[$path-tcp_probe]}") bit/s; $(grep "^$path" "$WORK/probe.tsv" | tail -3 | awk '{printf "%s %s ns x %s; ", $2, $3, $4}')"
   done

@@ -69,6 +69,28 @@ pub struct FileConfig {
     metrics: MetricsSection,
     #[serde(default)]
     drain: DrainSection,
+    #[serde(default)]
+    network: NetworkSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSection {
+    rtt_hook: Option<String>,
+}
+
+/// `[network] rtt_hook`: where RTT samples come from
+/// (`observers/network/rtt_hook.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RttHook {
+    /// `auto` (default): a sock_ops program on the cgroup v2 root where one
+    /// takes it (no per-segment cost for sockets Tapio did not see
+    /// connect), else `tcp_probe`.
+    Auto,
+    /// `tcp_probe`: always the per-segment tracepoint (no program runs at
+    /// every socket's lifecycle callbacks; cheaper where short connections
+    /// far outnumber segments, or where the cgroup root must stay clear).
+    TcpProbe,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +179,8 @@ pub struct Settings {
     pub compiled_config: Option<PathBuf>,
     /// `--node-pmc-test-mode software`: node counters from software events.
     pub node_pmc_software_test: bool,
+    /// `[network] rtt_hook`.
+    pub rtt_hook: RttHook,
 }
 
 fn read_file(args: &Args) -> Result<FileConfig, SettingsError> {
@@ -282,6 +306,15 @@ impl Settings {
                 "drain.max_records_per_tick must be at least 1".into(),
             ));
         }
+        let rtt_hook = match file.network.rtt_hook.as_deref().unwrap_or("auto") {
+            "auto" => RttHook::Auto,
+            "tcp_probe" => RttHook::TcpProbe,
+            other => {
+                return Err(SettingsError::Invalid(format!(
+                    "network.rtt_hook `{other}` is not one of auto, tcp_probe"
+                )))
+            }
+        };
         let defaults = Retention::default();
         let retention = Retention {
             max_files: file.file.max_files.unwrap_or(defaults.max_files),
@@ -324,6 +357,7 @@ impl Settings {
             shutdown_timeout: Duration::from_millis(file.shutdown_timeout_ms.unwrap_or(5000)),
             compiled_config: file.compiled_config,
             node_pmc_software_test: args.node_pmc_test_mode.is_some(),
+            rtt_hook,
         })
     }
 }
@@ -410,6 +444,29 @@ mod tests {
         assert!(e.to_string().contains("unknown sink `kafka`"));
         let e = Settings::merge(&args(&["--sink", "http"]), FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("--http-endpoint"));
+    }
+
+    #[test]
+    fn rtt_hook_is_auto_unless_tcp_probe_is_named() {
+        let hook = |text: &str| {
+            let file = parse_toml(Path::new("t.toml"), text).unwrap();
+            Settings::merge(&args(&[]), file).map(|s| s.rtt_hook)
+        };
+        assert_eq!(hook("").unwrap(), RttHook::Auto);
+        assert_eq!(
+            hook("[network]\nrtt_hook = \"auto\"").unwrap(),
+            RttHook::Auto
+        );
+        assert_eq!(
+            hook("[network]\nrtt_hook = \"tcp_probe\"").unwrap(),
+            RttHook::TcpProbe
+        );
+        let e = hook("[network]\nrtt_hook = \"kprobe\"").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "network.rtt_hook `kprobe` is not one of auto, tcp_probe"
+        );
+        assert!(toml_err("[network]\nhook = 1").contains("unknown field `hook`"));
     }
 
     #[test]

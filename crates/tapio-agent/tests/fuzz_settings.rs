@@ -20,6 +20,7 @@ const SEEDS: &[&str] = &[
     "sinks = [\"otlp\"]\notlp_endpoint = \"http://127.0.0.1:4318\"\nshutdown_timeout_ms = 2000\ncompiled_config = \"/etc/tapio/compiled.json\"\n",
     "[file]\nmax_files = 1000\nmax_age_secs = 3600\n\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:9464\"\n\n[drain]\ntick_ms = 100\nmax_records_per_tick = 4096\n",
     "log = 'warn'\n# comment\nsinks = ['file']\n[drain]\ntick_ms = 1000\n",
+    "[network]\nrtt_hook = \"tcp_probe\"\n",
 ];
 
 const TOKENS: &[&[u8]] = &[
@@ -67,6 +68,10 @@ const TOKENS: &[&[u8]] = &[
     b"listen",
     b"tick_ms",
     b"max_records_per_tick",
+    b"[network]",
+    b"rtt_hook",
+    b"\"auto\"",
+    b"\"tcp_probe\"",
     b"\"http\"",
     b"\"controller\"",
     b"\"otlp\"",

@@ -304,25 +304,25 @@ const TCP_PROBE_CHOSEN: &str = "rtt samples from tcp_probe";
 
 #[test]
 fn a_tbf_queue_makes_rtt_degradation_for_that_destination_only_after_it_is_added() {
-    tbf_queue_rtt_degradation("rtt", 13, &[], SOCKOPS_CHOSEN);
+    tbf_queue_rtt_degradation("rtt", 13, "", SOCKOPS_CHOSEN);
 }
 
-/// The same fault and evidence on the fallback hook, forced in the agent's
-/// test mode where a cgroup v2 root exists.
+/// The same fault and evidence on the fallback hook, named in the agent's
+/// settings where a cgroup v2 root exists.
 #[test]
 fn rtt_degradation_on_the_tcp_probe_fallback() {
     tbf_queue_rtt_degradation(
         "rtp",
         15,
-        &[("TAPIO_TEST_NETWORK_RTT_HOOK", "tcp_probe")],
+        "[network]\nrtt_hook = \"tcp_probe\"\n",
         TCP_PROBE_CHOSEN,
     );
 }
 
 /// A paced transfer over a veth pair, then a tbf queue on the sender's side:
 /// rtt_degradation for that destination only, only after the queue, from
-/// the hook `hook_log` names.
-fn tbf_queue_rtt_degradation(tag: &str, idx: u8, env: &[(&str, &str)], hook_log: &str) {
+/// the hook `hook_log` names (`toml`: extra agent settings).
+fn tbf_queue_rtt_degradation(tag: &str, idx: u8, toml: &str, hook_log: &str) {
     let Some(_k) = kernel_test(&["ip", "tc"]) else {
         return;
     };
@@ -333,7 +333,7 @@ fn tbf_queue_rtt_degradation(tag: &str, idx: u8, env: &[(&str, &str)], hook_log:
         c["network"]["rtt_sample_interval_ms"] = json!(100);
         c["network"]["rtt_report_interval_ms"] = json!(1000);
     });
-    let agent = Agent::start_with_env(tag, &cfg, &[], env);
+    let agent = Agent::start_toml(tag, &cfg, toml, &[]);
     agent.wait_log(hook_log, Duration::from_secs(10));
     let dst = SocketAddrV4::new(net.addr_b.parse().unwrap(), port);
     let added_at = std::sync::Arc::new(std::sync::Mutex::new(0u64));

@@ -187,7 +187,7 @@ pub fn attach_special(
     match observer {
         Observer::Node => node::attach(obj, settings),
         Observer::Network => {
-            let rtt = network::rtt_hook::attach(obj, btf)?;
+            let rtt = network::rtt_hook::attach(obj, btf, settings.rtt_hook)?;
             Ok(match (obj.note(), rtt) {
                 (Some(a), Some(b)) => Some(format!("{a}; {b}")),
                 (a, b) => a.map(str::to_owned).or(b),

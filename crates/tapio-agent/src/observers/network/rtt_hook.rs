@@ -7,8 +7,10 @@
 //! mount is not the hierarchy's root — a container's own cgroup namespace —
 //! or the kernel refuses the program), `tcp_probe` is attached instead: a
 //! tracepoint on every received segment of every socket, which returns
-//! early for sockets Tapio holds nothing for. Never both: each sample comes
-//! from one hook. The fallback is said in the observer's status with why.
+//! early for sockets Tapio holds nothing for; also when the agent's settings
+//! name it (`[network] rtt_hook = "tcp_probe"`). Never both: each sample
+//! comes from one hook. The `tcp_probe` path is said in the observer's
+//! status with why.
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -19,18 +21,13 @@ use aya::Btf;
 
 use crate::attribution::mounts::Mounts;
 use crate::loader::LoadedObject;
+use crate::settings::RttHook;
 use crate::sinks::error_chain;
 
 /// The sock_ops program of `network_monitor.o`.
 pub const SOCKOPS: &str = "rtt_sockops";
 /// The per-segment tracepoint program of `network_monitor.o`.
 pub const TCP_PROBE: &str = "tcp_probe";
-
-/// Test only, never a default, debug builds (what the tests run) only: set
-/// to `tcp_probe` in the agent's environment, the sock_ops choice is skipped
-/// so the fallback is tested on hosts that have a cgroup v2 root. Said in
-/// the observer's status when set.
-pub const TEST_FORCE_ENV: &str = "TAPIO_TEST_NETWORK_RTT_HOOK";
 
 /// The cgroup v2 root (kernfs inode 1, the root cgroup's id) this mount
 /// namespace shows, or why there is none.
@@ -95,18 +92,19 @@ fn log_attached<E>(program: &str, id: Result<u32, E>) {
     }
 }
 
-/// Attaches one RTT hook; `Ok(Some(note))` names the fallback and why it
-/// was taken, `Ok(None)` is the sock_ops path.
+/// Attaches one RTT hook as `choice` says; `Ok(Some(note))` names the
+/// `tcp_probe` path and why it was taken, `Ok(None)` is the sock_ops path.
 ///
 /// # Errors
 /// Neither hook could be attached; the text says why for both.
-pub fn attach(obj: &mut LoadedObject, btf: &Btf) -> Result<Option<String>, String> {
-    let forced =
-        cfg!(debug_assertions) && std::env::var(TEST_FORCE_ENV).is_ok_and(|v| v == TCP_PROBE);
-    let why = if forced {
-        format!("test mode ({TEST_FORCE_ENV}=tcp_probe)")
-    } else {
-        match cgroup2_root(&Mounts::read()).and_then(|root| {
+pub fn attach(
+    obj: &mut LoadedObject,
+    btf: &Btf,
+    choice: RttHook,
+) -> Result<Option<String>, String> {
+    let why = match choice {
+        RttHook::TcpProbe => "chosen in the agent's settings (network.rtt_hook)".to_owned(),
+        RttHook::Auto => match cgroup2_root(&Mounts::read()).and_then(|root| {
             attach_sockops(obj, &root)?;
             Ok(root)
         }) {
@@ -118,7 +116,7 @@ pub fn attach(obj: &mut LoadedObject, btf: &Btf) -> Result<Option<String>, Strin
                 return Ok(None);
             }
             Err(why) => why,
-        }
+        },
     };
     tracing::info!(reason = %why, "rtt samples from tcp_probe (every received segment)");
     attach_tcp_probe(obj, btf)
