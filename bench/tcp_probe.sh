@@ -160,3 +160,34 @@ for path in lo veth; do
   done
   echo "$label: tcp_probe floor ${floor_ns} ns/call"
 done
+
+# A connection older than the agent, as every socket from before its start
+# and every accepted socket is (no owner): calls of each hook during a
+# SECONDS window of a bulk loopback transfer that began before the agent.
+# tcp_probe still runs on each of its segments; rtt_sockops never does.
+older() { # $1 tag, $2 program, $3 agent TOML; prints "calls ns"
+  local cli d
+  iperf3 -c 127.0.0.1 -p "$port" -t $((secs + 8)) >/dev/null 2>&1 &
+  cli=$!
+  sleep 0.5
+  AGENT_TOML=$3
+  agent_start
+  AGENT_TOML=
+  sleep 0.5
+  prog_stats "$AGENT_PID" >"$WORK/o0"
+  sleep "$secs"
+  prog_stats "$AGENT_PID" >"$WORK/o1"
+  agent_stop
+  wait "$cli" || true
+  d=$(prog_delta "$WORK/o0" "$WORK/o1" "$2" | grep "^$2:")
+  IFS=: read -r _ ns cnt <<<"$d"
+  echo "$cnt $ns"
+}
+for tag in sockops tcp_probe; do
+  prog=tcp_probe toml=$probe_toml
+  [ "$tag" = sockops ] && prog=rtt_sockops toml=
+  read -r calls ns < <(older "$tag" "$prog" "$toml")
+  result kernel "$prog, bulk loopback on a connection older than the agent: calls" "$calls" - \
+    "calls in ${secs} s" - - "the socket has no owner (as every accepted socket): ${ns} ns/call"
+  echo "loopback, connection older than the agent: $prog $calls calls in ${secs} s (${ns} ns/call)"
+done
