@@ -69,17 +69,68 @@ struct {
 	__type(value, struct sock_owner);
 } owner_table SEC(".maps");
 
+/* Sockets in SYN_SENT, first home: direct-mapped slots (a Fibonacci hash of
+ * the socket pointer), claimed by cmpxchg of `sk` from 0 and released by
+ * xchg back to 0, so an owner is never read while another socket writes it.
+ * Lookup is an inlined array index and one compare, no hash-map lock or
+ * element copy. A socket whose slot is taken goes to `owner_table`. Used
+ * where the loader found BPF atomics (owner_slots_on). */
+#define OWNER_SLOTS_BITS 10
+struct owner_slot {
+	__u64 sk; /* the claiming socket; 0 = free */
+	struct sock_owner o;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << OWNER_SLOTS_BITS);
+	__type(key, __u32);
+	__type(value, struct owner_slot);
+} owner_slots SEC(".maps");
+
+/* Set by the loader before loading: 1 where the verifier takes BPF atomics
+ * (cmpxchg, xchg: Linux 5.12), found by loading a probe program. */
+const volatile __u32 owner_slots_on = 0;
+
 /* Set by the loader before loading: 1 where tracing programs may not call
  * bpf_sk_storage_get (Linux before 5.11, "bpf: Allow using bpf_sk_storage
  * in FENTRY/FEXIT/RAW_TP"), found by asking the verifier. The branch not
  * taken is never walked by the verifier (read-only, frozen value). */
 const volatile __u32 owner_in_table = 0;
 
+/* The low 32 bits of a pointer as a plain number. The verifier allows no
+ * arithmetic on a socket pointer, but lets a privileged program copy its
+ * low half with a 32-bit move; clang without alu32 has no operand
+ * constraint for 32-bit registers, hence the fixed ones. */
+static __always_inline __u32 ptr_lo32(const void *p)
+{
+	register __u64 in asm("r1") = (__u64)p;
+	register __u64 out asm("r0");
+
+	asm volatile("w0 = w1" : "=r"(out) : "r"(in));
+	return (__u32)out;
+}
+
+/* The slot `sk` would claim: a Fibonacci hash of the pointer's low half
+ * (slab objects differ there). */
+static __always_inline struct owner_slot *owner_slot_of(const struct sock *sk)
+{
+	__u32 idx = (ptr_lo32(sk) * 0x9E3779B9u) >> (32 - OWNER_SLOTS_BITS);
+
+	return bpf_map_lookup_elem(&owner_slots, &idx);
+}
+
 /* Owner of a socket in SYN_SENT. */
 static __always_inline struct sock_owner *owner_connecting(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
+	struct owner_slot *slot;
 
+	if (owner_slots_on) {
+		slot = owner_slot_of(sk);
+		if (slot && slot->sk == key)
+			return &slot->o;
+	}
 	return bpf_map_lookup_elem(&owner_table, &key);
 }
 
@@ -113,26 +164,53 @@ static __always_inline struct sock_owner *owner_get(const struct sock *sk)
 static __always_inline void owner_settle(const struct sock *sk)
 {
 	struct sock_owner *o, *st;
+	struct owner_slot *slot = NULL;
 	__u64 key = (__u64)sk;
 
-	if (owner_in_table)
+	if (owner_slots_on) {
+		slot = owner_slot_of(sk);
+		if (slot && slot->sk != key)
+			slot = NULL;
+	}
+	if (!slot && owner_in_table)
 		return;
-	o = bpf_map_lookup_elem(&owner_table, &key);
+	o = slot ? &slot->o : bpf_map_lookup_elem(&owner_table, &key);
 	if (!o)
 		return;
-	st = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st)
-		__builtin_memcpy(st, o, sizeof(*st));
+	if (owner_in_table) {
+		/* From the slot into the table, its home for the connection. */
+		if (bpf_map_update_elem(&owner_table, &key, o, BPF_ANY))
+			tapio_count(NET_STAT_OWNER_STORE_FAILED);
+	} else {
+		st = bpf_sk_storage_get(&sockets, (struct sock *)sk, NULL,
+					BPF_SK_STORAGE_GET_F_CREATE);
+		if (st)
+			__builtin_memcpy(st, o, sizeof(*st));
+		else
+			tapio_count(NET_STAT_OWNER_STORE_FAILED);
+	}
+	if (slot)
+		__sync_lock_test_and_set(&slot->sk, 0);
 	else
-		tapio_count(NET_STAT_OWNER_STORE_FAILED);
-	bpf_map_delete_elem(&owner_table, &key);
+		bpf_map_delete_elem(&owner_table, &key);
 }
 
-/* The socket's table slot goes (socket storage goes with the socket). */
+/* The socket's slot or table entry goes (socket storage goes with the
+ * socket). */
 static __always_inline void owner_forget(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
+	struct owner_slot *slot;
 
+	if (owner_slots_on) {
+		slot = owner_slot_of(sk);
+		if (slot && slot->sk == key) {
+			/* xchg: a full barrier, so the slot is free only after
+			 * every read of its owner. */
+			__sync_lock_test_and_set(&slot->sk, 0);
+			return;
+		}
+	}
 	bpf_map_delete_elem(&owner_table, &key);
 }
 
@@ -213,6 +291,16 @@ static __always_inline void capture_owner(const struct sock *sk)
 	 * (the sock_ops hook would sample right after the first data ACK's). */
 	o.last_rtt_ns = o.syn_sent_ns;
 	o.flags = NET_REC_F_OWNER_KNOWN;
+	if (owner_slots_on) {
+		struct owner_slot *slot = owner_slot_of(sk);
+
+		/* A socket re-entering SYN_SENT (connect after a failed one)
+		 * keeps its own slot. */
+		if (slot && (slot->sk == key || __sync_val_compare_and_swap(&slot->sk, 0, key) == 0)) {
+			__builtin_memcpy(&slot->o, &o, sizeof(o));
+			return;
+		}
+	}
 	if (bpf_map_update_elem(&owner_table, &key, &o, BPF_ANY))
 		tapio_count(NET_STAT_OWNER_STORE_FAILED);
 }

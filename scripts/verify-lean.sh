@@ -53,8 +53,10 @@ AGENT_HARD_STATIC=1600000
 # object's `owner_table` holds 1,024 connecting sockets (SYN_SENT only);
 # only on kernels without socket storage for tracing programs (before 5.11)
 # does the loader size it to 16,384 sockets (~1.3 MB there, docs/kernels.md).
+# Its `owner_slots` (1,024 x 64 bytes, issue 15) is the first home of a
+# connecting socket's owner where BPF atomics exist; 1 entry elsewhere.
 declare -A BPF_SIZE=([network_monitor]=65536 [container_monitor]=65536 [storage_monitor]=49152 [node_pmc_monitor]=32768)
-declare -A BPF_MAPS=([network_monitor]=6 [container_monitor]=6 [storage_monitor]=6 [node_pmc_monitor]=10)
+declare -A BPF_MAPS=([network_monitor]=7 [container_monitor]=6 [storage_monitor]=6 [node_pmc_monitor]=10)
 declare -A BPF_RINGBUF=([network_monitor]=262144 [container_monitor]=262144 [storage_monitor]=262144 [node_pmc_monitor]=262144)
 declare -A BPF_ENTRIES=([network_monitor]=1024 [container_monitor]=4096 [storage_monitor]=16384 [node_pmc_monitor]=1024)
 declare -A BPF_BYTES=([network_monitor]=524288 [container_monitor]=524288 [storage_monitor]=786432 [node_pmc_monitor]=524288)

@@ -96,6 +96,10 @@ pub struct LoadedObject {
 /// bounded `owner_table` instead of socket-local storage.
 static OWNER_IN_TABLE: u32 = 1;
 
+/// `owner_slots_on` of network_monitor.o: 1 keeps connecting sockets'
+/// owners in direct-mapped slots claimed by BPF atomics.
+static OWNER_SLOTS_ON: u32 = 1;
+
 /// `stamps_ignored` of storage_monitor.o: 1 judges every block request on the
 /// issue-hook fallback path.
 static STAMPS_IGNORED: u32 = 1;
@@ -115,9 +119,21 @@ fn choose_variant(
     features: KernelFeatures,
 ) -> Option<String> {
     match observer {
-        // Socket storage in use: the fallback table keeps its one entry.
-        Observer::Network if features.sk_storage_in_tracing => None,
         Observer::Network => {
+            if features.bpf_atomics {
+                loader.override_global("owner_slots_on", &OWNER_SLOTS_ON, true);
+                tracing::info!("connecting sockets' owners in slots claimed by BPF atomics");
+            } else {
+                // The slots stay unused: one entry, not 1,024.
+                loader.map_max_entries("owner_slots", 1);
+                tracing::info!(
+                    "connecting sockets' owners in owner_table: the verifier refused BPF atomics"
+                );
+            }
+            // Socket storage in use: the fallback table keeps its size.
+            if features.sk_storage_in_tracing {
+                return None;
+            }
             loader.map_max_entries("owner_table", OWNER_TABLE_MAX);
             loader.override_global("owner_in_table", &OWNER_IN_TABLE, true);
             Some(format!(
@@ -190,7 +206,7 @@ impl LoadedObject {
             return Err(LoadError::ObjectMissing { path });
         }
         loader.btf(Some(btf));
-        let note = choose_variant(&mut loader, observer, KernelFeatures::from_btf(btf));
+        let note = choose_variant(&mut loader, observer, KernelFeatures::of_kernel(btf));
         let mut ebpf = loader.load_file(&path).map_err(|e| LoadError::Object {
             path: path.clone(),
             source: Box::new(e),
