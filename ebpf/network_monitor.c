@@ -4,9 +4,10 @@
  * smoothed-RTT samples.
  *
  * The connecting process is captured once, at CLOSE -> SYN_SENT, where the
- * current task is the caller of connect(), and kept in `owner_table` (a
- * preallocated hash keyed by the socket) while the socket is in SYN_SENT:
- * no allocation on the connect path. The connect's outcome takes it from
+ * current task is the caller of connect(), and kept while the socket is in
+ * SYN_SENT in `owner_slots` (direct-mapped, claimed by BPF atomics) or, on a
+ * slot collision or where the verifier has no atomics, in `owner_table` (a
+ * preallocated hash keyed by the socket): no allocation on the connect path. The connect's outcome takes it from
  * there: a refusal or timeout (SYN_SENT -> CLOSE) is reported and the slot
  * freed; an established connection moves it into socket-local storage (the
  * only allocation, paid by connections that live on), where retransmits and
@@ -46,6 +47,9 @@ struct sock_owner {
 	__u64 last_rtt_ns;
 	__u32 flags;
 	__u32 rtt_jiffy; /* jiffies (low 32 bits) of the last full RTT check */
+	__u32 srtt_before; /* sock_ops: tcp_sock.srtt_us (x8) as of the
+			    * previous RTT callback; 0 = none yet */
+	__u32 _pad0;
 };
 
 struct {
@@ -161,13 +165,13 @@ static __always_inline struct sock_owner *owner_get(const struct sock *sk)
 /* The socket left SYN_SENT for a connection (ESTABLISHED, or SYN_RECV on a
  * simultaneous open): its owner moves from the table into socket storage,
  * where the table is not the owner's home for the whole connection. */
-static __always_inline void owner_settle(const struct sock *sk)
+static __always_inline void owner_settle(const struct sock *sk, const bool atomics)
 {
 	struct sock_owner *o, *st;
 	struct owner_slot *slot = NULL;
 	__u64 key = (__u64)sk;
 
-	if (owner_slots_on) {
+	if (atomics && owner_slots_on) {
 		slot = owner_slot_of(sk);
 		if (slot && slot->sk != key)
 			slot = NULL;
@@ -197,12 +201,12 @@ static __always_inline void owner_settle(const struct sock *sk)
 
 /* The socket's slot or table entry goes (socket storage goes with the
  * socket). */
-static __always_inline void owner_forget(const struct sock *sk)
+static __always_inline void owner_forget(const struct sock *sk, const bool atomics)
 {
 	__u64 key = (__u64)sk;
 	struct owner_slot *slot;
 
-	if (owner_slots_on) {
+	if (atomics && owner_slots_on) {
 		slot = owner_slot_of(sk);
 		if (slot && slot->sk == key) {
 			/* xchg: a full barrier, so the slot is free only after
@@ -270,7 +274,7 @@ static __always_inline bool is_tcp_inet(const struct sock *sk)
 	return sk->sk_protocol == IPPROTO_TCP && (family == AF_INET || family == AF_INET6);
 }
 
-static __always_inline void capture_owner(const struct sock *sk)
+static __always_inline void capture_owner(const struct sock *sk, const bool atomics)
 {
 	struct sock_owner o;
 	__u64 key = (__u64)sk;
@@ -291,7 +295,7 @@ static __always_inline void capture_owner(const struct sock *sk)
 	 * (the sock_ops hook would sample right after the first data ACK's). */
 	o.last_rtt_ns = o.syn_sent_ns;
 	o.flags = NET_REC_F_OWNER_KNOWN;
-	if (owner_slots_on) {
+	if (atomics && owner_slots_on) {
 		struct owner_slot *slot = owner_slot_of(sk);
 
 		/* A socket re-entering SYN_SENT (connect after a failed one)
@@ -333,32 +337,50 @@ static __always_inline void emit_connect_failed(const struct sock *sk,
 	tapio_submit(r, sizeof(*r));
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+/* `atomics`: a constant of each program below, so the program built without
+ * them holds no atomic instruction (a verifier without BPF atomics rejects a
+ * program holding one, reachable or not). */
+static __always_inline int set_state(const struct sock *sk, const int oldstate,
+				     const int newstate, const bool atomics)
 {
 	const struct network_config *cfg;
 
 	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT) {
 		if (owner_in_table && newstate == TCP_CLOSE)
-			owner_forget(sk);
+			owner_forget(sk, atomics);
 		return 0;
 	}
 	cfg = net_config(NET_CFG_CONNECT | NET_CFG_RTT);
 	if (!cfg || !is_tcp_inet(sk)) {
 		if (oldstate == TCP_SYN_SENT || newstate == TCP_CLOSE)
-			owner_forget(sk);
+			owner_forget(sk, atomics);
 		return 0;
 	}
 	if (newstate == TCP_SYN_SENT) {
-		capture_owner(sk);
+		capture_owner(sk, atomics);
 	} else if (newstate == TCP_CLOSE) {
 		if (cfg->hdr.flags & NET_CFG_CONNECT)
 			emit_connect_failed(sk, cfg);
-		owner_forget(sk);
+		owner_forget(sk, atomics);
 	} else {
-		owner_settle(sk);
+		owner_settle(sk, atomics);
 	}
 	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return set_state(sk, oldstate, newstate, true);
+}
+
+/* The same hook where the verifier refuses BPF atomics (the loader attaches
+ * one of the two; the part of the name after "__" names the variant). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state__no_atomics, const struct sock *sk, const int oldstate,
+	     const int newstate)
+{
+	return set_state(sk, oldstate, newstate, false);
 }
 
 SEC("tp_btf/tcp_receive_reset")
@@ -444,9 +466,10 @@ static __always_inline const struct network_config *rtt_due(struct sock_owner *o
 	return cfg;
 }
 
-/* Fills and submits one RTT sample of the socket `tp`. */
+/* Fills and submits one RTT sample of the socket `tp` whose smoothed RTT
+ * is `srtt_us`. */
 static __always_inline void rtt_emit(const struct tcp_sock *tp, const struct sock_owner *o,
-				     const struct network_config *cfg)
+				     const struct network_config *cfg, __u32 srtt_us)
 {
 	const struct sock *sk = (const struct sock *)tp;
 	struct network_record *r;
@@ -457,7 +480,7 @@ static __always_inline void rtt_emit(const struct tcp_sock *tp, const struct soc
 	__builtin_memset(r, 0, sizeof(*r));
 	tapio_fill_header(&r->hdr, NET_REC_RTT_SAMPLE, sizeof(*r), cfg->hdr.generation);
 	fill_socket(r, sk, tp, o);
-	r->srtt_us = tp->srtt_us >> 3;
+	r->srtt_us = srtt_us;
 	r->retransmits = tp->total_retrans;
 	r->min_rtt_us = tapio_min_rtt_us(tp);
 	tapio_submit(r, sizeof(*r));
@@ -469,7 +492,8 @@ static __always_inline void rtt_emit(const struct tcp_sock *tp, const struct soc
  * every other socket of the node costs nothing per segment, and an owned
  * socket runs it once per RTT measurement, with srtt just updated. Where no
  * cgroup v2 root can take it, the loader attaches tcp_probe instead; never
- * both. Returns 1 (the kernel's "continue") in every case. */
+ * both. Returns 1 (the kernel's "continue") in every case. Each call stores
+ * the socket's srtt for the next one (one 4-byte store). */
 SEC("sockops")
 int rtt_sockops(struct bpf_sock_ops *ctx)
 {
@@ -500,8 +524,13 @@ int rtt_sockops(struct bpf_sock_ops *ctx)
 						   ~BPF_SOCK_OPS_RTT_CB_FLAG);
 		return 1;
 	}
+	/* The sample is srtt as it stood before this callback's measurement,
+	 * as tcp_probe sees it (before the segment is processed): a delay
+	 * that both makes a sample due and inflates this ACK's RTT (a stalled
+	 * CPU) cannot choose what is sampled. */
 	if (cfg && (tp = bpf_skc_to_tcp_sock(bsk)))
-		rtt_emit(tp, o, cfg);
+		rtt_emit(tp, o, cfg, (o->srtt_before ? o->srtt_before : ctx->srtt_us) >> 3);
+	o->srtt_before = ctx->srtt_us;
 	return 1;
 }
 
@@ -522,6 +551,6 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 		return 0;
 	cfg = rtt_due(o, &off);
 	if (cfg && (tp = bpf_skc_to_tcp_sock(sk)))
-		rtt_emit(tp, o, cfg);
+		rtt_emit(tp, o, cfg, tp->srtt_us >> 3);
 	return 0;
 }

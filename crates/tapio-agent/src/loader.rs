@@ -1,6 +1,6 @@
 //! eBPF object loading: one clang-built object per observer, loaded with
 //! aya from `--ebpf-dir`, every `tp_btf/` program attached by its function
-//! name (which is the tracepoint's name).
+//! name (which is the tracepoint's name, up to a `__variant` suffix).
 //!
 //! Only this module and the drain loop make BPF syscalls.
 
@@ -111,48 +111,66 @@ static STAMPS_IGNORED: u32 = 1;
 /// that stamp every request. Said in the observer's status when set.
 pub const STORAGE_TEST_IGNORE_STAMPS_ENV: &str = "TAPIO_TEST_STORAGE_IGNORE_STAMPS";
 
-/// Sets the load-time choices of `observer`'s object for this kernel; the
-/// returned note says what differs from the full design, if anything.
+/// What an object does differently on this kernel.
+#[derive(Default)]
+struct Variant {
+    /// Said in the observer's status, when it differs from the full design.
+    note: Option<String>,
+    /// Programs of the object left unloaded: the variants not chosen (a
+    /// program's variant is named after `__`, e.g.
+    /// `inet_sock_set_state__no_atomics`).
+    skip: &'static [&'static str],
+}
+
+/// Sets the load-time choices of `observer`'s object for this kernel.
 fn choose_variant(
     loader: &mut EbpfLoader<'_>,
     observer: Observer,
     features: KernelFeatures,
-) -> Option<String> {
+) -> Variant {
     match observer {
         Observer::Network => {
-            if features.bpf_atomics {
+            let skip: &'static [&'static str] = if features.bpf_atomics {
                 loader.override_global("owner_slots_on", &OWNER_SLOTS_ON, true);
                 tracing::info!("connecting sockets' owners in slots claimed by BPF atomics");
+                &["inet_sock_set_state__no_atomics"]
             } else {
                 // The slots stay unused: one entry, not 1,024.
                 loader.map_max_entries("owner_slots", 1);
                 tracing::info!(
                     "connecting sockets' owners in owner_table: the verifier refused BPF atomics"
                 );
-            }
+                &["inet_sock_set_state"]
+            };
             // Socket storage in use: the fallback table keeps its size.
             if features.sk_storage_in_tracing {
-                return None;
+                return Variant { note: None, skip };
             }
             loader.map_max_entries("owner_table", OWNER_TABLE_MAX);
             loader.override_global("owner_in_table", &OWNER_IN_TABLE, true);
-            Some(format!(
-                "socket owners kept in a table of {OWNER_TABLE_MAX} sockets: this kernel's \
-                 tracing programs have no socket storage (`bpf_sk_storage_tracing_allowed` \
-                 absent from its BTF)"
-            ))
+            Variant {
+                note: Some(format!(
+                    "socket owners kept in a table of {OWNER_TABLE_MAX} sockets: this kernel's \
+                     tracing programs have no socket storage (`bpf_sk_storage_tracing_allowed` \
+                     absent from its BTF)"
+                )),
+                skip,
+            }
         }
         Observer::Storage
             if cfg!(debug_assertions)
                 && std::env::var_os(STORAGE_TEST_IGNORE_STAMPS_ENV).is_some() =>
         {
             loader.override_global("stamps_ignored", &STAMPS_IGNORED, true);
-            Some(format!(
-                "test mode ({STORAGE_TEST_IGNORE_STAMPS_ENV}): request timestamps ignored, \
-                 latency from the issue hook"
-            ))
+            Variant {
+                note: Some(format!(
+                    "test mode ({STORAGE_TEST_IGNORE_STAMPS_ENV}): request timestamps ignored, \
+                     latency from the issue hook"
+                )),
+                skip: &[],
+            }
         }
-        Observer::Container | Observer::Storage | Observer::Node => None,
+        Observer::Container | Observer::Storage | Observer::Node => Variant::default(),
     }
 }
 
@@ -206,14 +224,15 @@ impl LoadedObject {
             return Err(LoadError::ObjectMissing { path });
         }
         loader.btf(Some(btf));
-        let note = choose_variant(&mut loader, observer, KernelFeatures::of_kernel(btf));
+        let Variant { note, skip } =
+            choose_variant(&mut loader, observer, KernelFeatures::of_kernel(btf));
         let mut ebpf = loader.load_file(&path).map_err(|e| LoadError::Object {
             path: path.clone(),
             source: Box::new(e),
         })?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
         for name in names {
-            if own.contains(&name.as_str()) {
+            if own.contains(&name.as_str()) || skip.contains(&name.as_str()) {
                 continue;
             }
             let Some(prog) = ebpf.program_mut(&name) else {
@@ -227,7 +246,8 @@ impl LoadedObject {
             match prog {
                 Program::BtfTracePoint(p) => {
                     let p: &mut BtfTracePoint = p;
-                    p.load(&name, btf).map_err(|e| err("load", e))?;
+                    let hook = name.split_once("__").map_or(name.as_str(), |(h, _)| h);
+                    p.load(hook, btf).map_err(|e| err("load", e))?;
                     p.attach().map_err(|e| err("attach", e))?;
                 }
                 Program::RawTracePoint(p) => {
