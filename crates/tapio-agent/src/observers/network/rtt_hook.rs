@@ -60,9 +60,14 @@ fn attach_sockops(obj: &mut LoadedObject, root: &std::path::Path) -> Result<(), 
         .ok_or_else(|| format!("`{SOCKOPS}` missing from the object"))?
         .try_into()
         .map_err(|e| error_chain(&e))?;
-    prog.load().map_err(|e| error_chain(&e))?;
+    prog.load()
+        .map_err(|e| format!("`{SOCKOPS}` load: {}", error_chain(&e)))?;
     if let Err(e) = prog.attach(cgroup.as_fd(), CgroupAttachMode::Single) {
-        let why = error_chain(&e);
+        let why = format!(
+            "`{SOCKOPS}` link to {}: {}",
+            root.display(),
+            error_chain(&e)
+        );
         let _ = prog.unload();
         return Err(why);
     }
