@@ -59,7 +59,7 @@ AGENT_HARD_STATIC=1600000
 # `inet_sock_set_state__no_atomics` for verifiers without BPF atomics):
 # 73,608 bytes as built on 2026-11-30, budget 80 KiB.
 declare -A BPF_SIZE=([network_monitor]=81920 [container_monitor]=65536 [storage_monitor]=49152 [node_pmc_monitor]=32768)
-declare -A BPF_MAPS=([network_monitor]=7 [container_monitor]=6 [storage_monitor]=6 [node_pmc_monitor]=10)
+declare -A BPF_MAPS=([network_monitor]=6 [container_monitor]=6 [storage_monitor]=6 [node_pmc_monitor]=10)
 declare -A BPF_RINGBUF=([network_monitor]=262144 [container_monitor]=262144 [storage_monitor]=262144 [node_pmc_monitor]=262144)
 declare -A BPF_ENTRIES=([network_monitor]=1024 [container_monitor]=4096 [storage_monitor]=16384 [node_pmc_monitor]=1024)
 declare -A BPF_BYTES=([network_monitor]=524288 [container_monitor]=524288 [storage_monitor]=786432 [node_pmc_monitor]=524288)
