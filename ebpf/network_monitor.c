@@ -7,8 +7,8 @@
  * current task is the caller of connect(), and kept while the socket is in
  * SYN_SENT in `owner_slots` (direct-mapped, claimed by BPF atomics) or, on a
  * slot collision or where the verifier has no atomics, in `owner_table` (a
- * preallocated hash keyed by the socket): no allocation on the connect path. The connect's outcome takes it from
- * there: a refusal or timeout (SYN_SENT -> CLOSE) is reported and the slot
+ * preallocated hash keyed by the socket): no allocation on the connect
+ * path. The connect's outcome takes it from there: a refusal or timeout (SYN_SENT -> CLOSE) is reported and the slot
  * freed; an established connection moves it into socket-local storage (the
  * only allocation, paid by connections that live on), where retransmits and
  * RTT samples find it. Every later fact usually fires in softirq context and
@@ -163,8 +163,9 @@ static __always_inline struct sock_owner *owner_get(const struct sock *sk)
 }
 
 /* The socket left SYN_SENT for a connection (ESTABLISHED, or SYN_RECV on a
- * simultaneous open): its owner moves from the table into socket storage,
- * where the table is not the owner's home for the whole connection. */
+ * simultaneous open): its owner moves from its slot or the table into socket
+ * storage, or, where the table is the owner's home for the whole connection
+ * (owner_in_table), from its slot into the table. */
 static __always_inline void owner_settle(const struct sock *sk, const bool atomics)
 {
 	struct sock_owner *o, *st;
@@ -298,8 +299,8 @@ static __always_inline void capture_owner(const struct sock *sk, const bool atom
 	if (atomics && owner_slots_on) {
 		struct owner_slot *slot = owner_slot_of(sk);
 
-		/* A socket re-entering SYN_SENT (connect after a failed one)
-		 * keeps its own slot. */
+		/* A slot this socket still holds is reused (defensive: every
+		 * way out of SYN_SENT releases it). */
 		if (slot && (slot->sk == key || __sync_val_compare_and_swap(&slot->sk, 0, key) == 0)) {
 			__builtin_memcpy(&slot->o, &o, sizeof(o));
 			return;

@@ -15,6 +15,7 @@ use crate::controller::{agent_identity, ControllerLink};
 use crate::counters::{Counters, SinkKind};
 use crate::datadir::{DataDir, DataDirError};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
+use crate::kernel_features::KernelFeatures;
 use crate::loader::{bare_loaders, kernel_btf, LoadedObject};
 use crate::observers::{attach_special, classifier, own_programs};
 use crate::settings::Settings;
@@ -293,6 +294,8 @@ pub async fn run(
             });
         }
     };
+    // Read once for every object (the atomics probe is a program load).
+    let features = KernelFeatures::of_kernel(&btf);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let _metrics = if settings.metrics_enabled {
         Some(
@@ -337,8 +340,15 @@ pub async fn run(
         let Some(loader) = loaders.next() else {
             break;
         };
-        let loaded = LoadedObject::load(loader, &settings.ebpf_dir, o, &btf, own_programs(o))
-            .map_err(|e| error_chain(&e));
+        let loaded = LoadedObject::load(
+            loader,
+            &settings.ebpf_dir,
+            o,
+            &btf,
+            features,
+            own_programs(o),
+        )
+        .map_err(|e| error_chain(&e));
         let loaded = loaded.and_then(|(mut obj, ring)| {
             let note = attach_special(o, &mut obj, &settings, &btf)?;
             if let Some(n) = note {

@@ -204,8 +204,54 @@ pub fn bare_loaders<'a>(n: usize) -> Vec<EbpfLoader<'a>> {
         .collect()
 }
 
+/// Loads and attaches the tracepoint program `name` of `ebpf`: a `tp_btf/`
+/// program on the tracepoint its name gives, up to a `__variant` suffix; a
+/// `raw_tp/` program on its own name. Logged with the program's id.
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    observer: Observer,
+    name: &str,
+    btf: &Btf,
+) -> Result<(), LoadError> {
+    let err = |call, e| LoadError::Program {
+        program: name.to_owned(),
+        call,
+        source: Box::new(e),
+    };
+    match ebpf.program_mut(name) {
+        Some(Program::BtfTracePoint(p)) => {
+            let p: &mut BtfTracePoint = p;
+            let hook = name.split_once("__").map_or(name, |(h, _)| h);
+            p.load(hook, btf).map_err(|e| err("load", e))?;
+            p.attach().map_err(|e| err("attach", e))?;
+        }
+        Some(Program::RawTracePoint(p)) => {
+            let p: &mut RawTracePoint = p;
+            p.load().map_err(|e| err("load", e))?;
+            p.attach(name).map_err(|e| err("attach", e))?;
+        }
+        Some(_) => {
+            return Err(LoadError::UnsupportedProgram {
+                program: name.to_owned(),
+            })
+        }
+        None => return Ok(()),
+    }
+    log_attached(ebpf, observer, name);
+    Ok(())
+}
+
+/// The line every attached program gets, with its kernel id (scripts find
+/// a program's id by it).
+fn log_attached(ebpf: &Ebpf, observer: Observer, name: &str) {
+    if let Some(Ok(info)) = ebpf.program(name).map(Program::info) {
+        tracing::info!(observer = %observer, program = %name, id = info.id(), "program attached");
+    }
+}
+
 impl LoadedObject {
-    /// Loads `<dir>/<object>.o` with `loader` (one of [`bare_loaders`])
+    /// Loads `<dir>/<object>.o` with `loader` (one of [`bare_loaders`]),
+    /// chosen for this kernel's `features` (read once for every object),
     /// and attaches every tracepoint program but those named in `own`, which
     /// are left unloaded for the observer's own code (any type). A program
     /// of another type that `own` does not name is an error.
@@ -217,6 +263,7 @@ impl LoadedObject {
         dir: &Path,
         observer: Observer,
         btf: &'a Btf,
+        features: KernelFeatures,
         own: &[&str],
     ) -> Result<(Self, RingBuf<MapData>), LoadError> {
         let path = dir.join(format!("{}.o", observer.object_name()));
@@ -224,8 +271,7 @@ impl LoadedObject {
             return Err(LoadError::ObjectMissing { path });
         }
         loader.btf(Some(btf));
-        let Variant { note, skip } =
-            choose_variant(&mut loader, observer, KernelFeatures::of_kernel(btf));
+        let Variant { note, skip } = choose_variant(&mut loader, observer, features);
         let mut ebpf = loader.load_file(&path).map_err(|e| LoadError::Object {
             path: path.clone(),
             source: Box::new(e),
@@ -235,31 +281,7 @@ impl LoadedObject {
             if own.contains(&name.as_str()) || skip.contains(&name.as_str()) {
                 continue;
             }
-            let Some(prog) = ebpf.program_mut(&name) else {
-                continue;
-            };
-            let err = |call, e| LoadError::Program {
-                program: name.clone(),
-                call,
-                source: Box::new(e),
-            };
-            match prog {
-                Program::BtfTracePoint(p) => {
-                    let p: &mut BtfTracePoint = p;
-                    let hook = name.split_once("__").map_or(name.as_str(), |(h, _)| h);
-                    p.load(hook, btf).map_err(|e| err("load", e))?;
-                    p.attach().map_err(|e| err("attach", e))?;
-                }
-                Program::RawTracePoint(p) => {
-                    let p: &mut RawTracePoint = p;
-                    p.load().map_err(|e| err("load", e))?;
-                    p.attach(&name).map_err(|e| err("attach", e))?;
-                }
-                _ => return Err(LoadError::UnsupportedProgram { program: name }),
-            }
-            if let Ok(info) = prog.info() {
-                tracing::info!(observer = %observer, program = %name, id = info.id(), "program attached");
-            }
+            attach_tracepoint(&mut ebpf, observer, &name, btf)?;
         }
         let ring = ebpf
             .take_map("events")
@@ -296,6 +318,20 @@ impl LoadedObject {
     /// The aya object, for observer-specific programs and maps.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// Loads and attaches one tracepoint program the generic load left to
+    /// the observer (see [`LoadedObject::load`]'s `own`).
+    ///
+    /// # Errors
+    /// The program is not a tracepoint, or its load or attach failed.
+    pub fn attach_tracepoint(&mut self, name: &str, btf: &Btf) -> Result<(), LoadError> {
+        attach_tracepoint(&mut self.ebpf, self.observer, name, btf)
+    }
+
+    /// Logs an observer-attached program as the generic load logs its own.
+    pub fn log_attached(&self, name: &str) {
+        log_attached(&self.ebpf, self.observer, name);
     }
 
     /// Writes `bytes` into slot 0 of the `tapio_config` carrier.

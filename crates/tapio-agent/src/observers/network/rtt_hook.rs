@@ -16,7 +16,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use aya::programs::{BtfTracePoint, CgroupAttachMode, SockOps};
+use aya::programs::{CgroupAttachMode, SockOps};
 use aya::Btf;
 
 use crate::attribution::mounts::Mounts;
@@ -71,30 +71,8 @@ fn attach_sockops(obj: &mut LoadedObject, root: &std::path::Path) -> Result<(), 
         let _ = prog.unload();
         return Err(why);
     }
-    log_attached(SOCKOPS, prog.info().map(|i| i.id()));
+    obj.log_attached(SOCKOPS);
     Ok(())
-}
-
-fn attach_tcp_probe(obj: &mut LoadedObject, btf: &Btf) -> Result<(), String> {
-    let prog: &mut BtfTracePoint = obj
-        .ebpf_mut()
-        .program_mut(TCP_PROBE)
-        .ok_or_else(|| format!("`{TCP_PROBE}` missing from the object"))?
-        .try_into()
-        .map_err(|e| error_chain(&e))?;
-    prog.load(TCP_PROBE, btf)
-        .map_err(|e| format!("`{TCP_PROBE}` load: {}", error_chain(&e)))?;
-    prog.attach()
-        .map_err(|e| format!("`{TCP_PROBE}` attach: {}", error_chain(&e)))?;
-    log_attached(TCP_PROBE, prog.info().map(|i| i.id()));
-    Ok(())
-}
-
-/// The loader's line for every attached program (scripts find ids by it).
-fn log_attached<E>(program: &str, id: Result<u32, E>) {
-    if let Ok(id) = id {
-        tracing::info!(observer = "network", program, id, "program attached");
-    }
 }
 
 /// Attaches one RTT hook as `choice` says; `Ok(Some(note))` names the
@@ -124,7 +102,8 @@ pub fn attach(
         },
     };
     tracing::info!(reason = %why, "rtt samples from tcp_probe (every received segment)");
-    attach_tcp_probe(obj, btf)
+    obj.attach_tracepoint(TCP_PROBE, btf)
+        .map_err(|e| error_chain(&e))
         .map(|()| {
             Some(format!(
                 "RTT samples from tcp_probe on every received segment: {why}"
