@@ -15,6 +15,7 @@ use crate::controller::{agent_identity, ControllerLink};
 use crate::counters::{Counters, SinkKind};
 use crate::datadir::{DataDir, DataDirError};
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
+use crate::kernel_btf::Shape;
 use crate::kernel_features::KernelFeatures;
 use crate::loader::{bare_loaders, kernel_btf, LoadedObject};
 use crate::observers::{attach_special, classifier, own_programs};
@@ -238,6 +239,15 @@ pub async fn run(
     initial: Option<CompiledConfig>,
     data_dir: Option<Arc<DataDir>>,
 ) -> Result<(), RunError> {
+    // aya's loaders first, while the process has one thread: made then,
+    // they do not parse the kernel BTF themselves (`bare_loaders`).
+    let (loaders, sys_btf_skipped) = bare_loaders(Observer::ALL.len());
+    let mut loaders = loaders.into_iter();
+    if !sys_btf_skipped {
+        tracing::info!(
+            "aya's loaders parsed the kernel BTF themselves (process not single-threaded)"
+        );
+    }
     // Stop and reload signals are caught from the start: a SIGTERM while the
     // observers load (seconds on a slow or emulated host) is a clean stop
     // once they are up, not death by the default action.
@@ -275,10 +285,7 @@ pub async fn run(
         })?,
     );
 
-    // Loaders first: each parses (and here drops) its own copy of the
-    // kernel BTF, one at a time, before the agent's one copy exists.
-    let mut loaders = bare_loaders(Observer::ALL.len()).into_iter();
-    let btf = match kernel_btf() {
+    let btf = match kernel_btf(&settings.ebpf_dir) {
         Ok(b) => b,
         Err(e) => {
             let why = format!("kernel BTF: {}", error_chain(&e));
@@ -294,6 +301,16 @@ pub async fn run(
             });
         }
     };
+    match &btf.shape {
+        Shape::Reduced { kernel, kept, ids } => tracing::info!(
+            kernel_types = kernel,
+            kept,
+            ids,
+            "kernel BTF reduced to what the objects need"
+        ),
+        Shape::Whole { why } => tracing::warn!(why = %why, "kernel BTF parsed whole"),
+    }
+    let btf = btf.btf;
     // Read once for every object (the atomics probe is a program load).
     let features = KernelFeatures::of_kernel(&btf);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -9,6 +9,10 @@
 use aya::Btf;
 use aya_obj::btf::BtfKind;
 
+/// The function whose presence says tracing programs may use socket
+/// storage.
+const SK_STORAGE_TRACING: &str = "bpf_sk_storage_tracing_allowed";
+
 /// What the running kernel offers Tapio's objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelFeatures {
@@ -22,12 +26,16 @@ pub struct KernelFeatures {
 }
 
 impl KernelFeatures {
+    /// The kernel BTF names [`KernelFeatures::of_kernel`] looks up (kept in
+    /// the loader's reduced BTF, `crate::kernel_btf`).
+    pub const BTF_NAMES: &'static [&'static str] = &[SK_STORAGE_TRACING];
+
     /// Reads the facts from kernel BTF and the verifier.
     #[must_use]
     pub fn of_kernel(btf: &Btf) -> Self {
         let has_func = |name: &str| btf.id_by_type_name_kind(name, BtfKind::Func).is_ok();
         KernelFeatures {
-            sk_storage_in_tracing: has_func("bpf_sk_storage_tracing_allowed"),
+            sk_storage_in_tracing: has_func(SK_STORAGE_TRACING),
             bpf_atomics: atomics_probe().is_ok(),
         }
     }

@@ -15,6 +15,7 @@ pub mod datadir;
 pub mod drain;
 pub mod fold;
 pub mod http;
+pub mod kernel_btf;
 pub mod kernel_features;
 pub mod loader;
 pub mod log;

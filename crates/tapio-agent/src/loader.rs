@@ -13,6 +13,8 @@ use tapio_common::ebpf::network::OWNER_TABLE_MAX;
 use tapio_common::ebpf::stat;
 use tapio_common::Observer;
 
+use crate::kernel_btf::no_files::with_no_new_files;
+use crate::kernel_btf::{tp_btf_hook, KernelBtf};
 use crate::kernel_features::KernelFeatures;
 
 /// Why an observer's object could not be brought up.
@@ -174,34 +176,36 @@ fn choose_variant(
     }
 }
 
-/// Reads kernel BTF once for every object.
+/// Reads the kernel BTF once for every object in `dir`, reduced to what
+/// they need ([`crate::kernel_btf`]).
 ///
 /// # Errors
-/// `/sys/kernel/btf/vmlinux` is missing or unreadable.
-pub fn kernel_btf() -> Result<Btf, LoadError> {
-    Btf::from_sys_fs().map_err(|e| LoadError::Btf {
+/// `/sys/kernel/btf/vmlinux` is missing, unreadable or not BTF.
+pub fn kernel_btf(dir: &Path) -> Result<KernelBtf, LoadError> {
+    crate::kernel_btf::load(dir).map_err(|e| LoadError::Btf {
         source: Box::new(e),
     })
 }
 
-/// `n` aya loaders holding no BTF yet, made before the agent parses its
-/// one copy of the kernel BTF ([`kernel_btf`]).
+/// `n` aya loaders holding no BTF, and whether they were made without
+/// aya reading the kernel's.
 ///
-/// aya 0.14's `EbpfLoader::new()` parses the whole kernel BTF itself
-/// (~20 MB while parsing, ~13 MB kept on this machine) even when
-/// [`EbpfLoader::btf`] replaces it right after. Made here one at a time,
-/// each loader's copy is dropped before the next is parsed and before the
-/// agent's own: at most one parse is alive at once, so start-up peaks at
-/// one parse instead of two (issue 15: VmHWM 41 MB before).
+/// aya 0.14's `EbpfLoader::new()` parses the whole kernel BTF itself even
+/// when [`EbpfLoader::btf`] replaces it right after: made inside
+/// [`with_no_new_files`] (a single-threaded process: call this first), it
+/// cannot open the file and parses nothing. Otherwise each loader's parse
+/// is dropped before the next is made: at most one is alive at once.
 #[must_use]
-pub fn bare_loaders<'a>(n: usize) -> Vec<EbpfLoader<'a>> {
-    (0..n)
-        .map(|_| {
-            let mut l = EbpfLoader::new();
-            l.btf(None);
-            l
-        })
-        .collect()
+pub fn bare_loaders<'a>(n: usize) -> (Vec<EbpfLoader<'a>>, bool) {
+    with_no_new_files(|| {
+        (0..n)
+            .map(|_| {
+                let mut l = EbpfLoader::new();
+                l.btf(None);
+                l
+            })
+            .collect()
+    })
 }
 
 /// Loads and attaches the tracepoint program `name` of `ebpf`: a `tp_btf/`
@@ -221,8 +225,7 @@ fn attach_tracepoint(
     match ebpf.program_mut(name) {
         Some(Program::BtfTracePoint(p)) => {
             let p: &mut BtfTracePoint = p;
-            let hook = name.split_once("__").map_or(name, |(h, _)| h);
-            p.load(hook, btf).map_err(|e| err("load", e))?;
+            p.load(tp_btf_hook(name), btf).map_err(|e| err("load", e))?;
             p.attach().map_err(|e| err("attach", e))?;
         }
         Some(Program::RawTracePoint(p)) => {
