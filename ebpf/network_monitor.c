@@ -49,7 +49,8 @@ struct sock_owner {
 	__u32 rtt_jiffy; /* jiffies (low 32 bits) of the last full RTT check */
 	__u32 srtt_before; /* sock_ops: tcp_sock.srtt_us (x8) as of the
 			    * previous RTT callback; 0 = none yet */
-	__u32 _pad0;
+	__u32 acked_at; /* rtt_iter: tcp_sock.rcv_tstamp (jiffies of the
+			 * last ACK) as of the last sample */
 };
 
 struct {
@@ -553,5 +554,40 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	cfg = rtt_due(o, &off);
 	if (cfg && (tp = bpf_skc_to_tcp_sock(sk)))
 		rtt_emit(tp, o, cfg, tp->srtt_us >> 3);
+	return 0;
+}
+
+/* RTT samples, first choice where owners live in socket storage: an
+ * iterator over the `sockets` storage map, which the agent runs once per
+ * sample interval (reading an iterator fd runs this once per element). It
+ * visits only the sockets whose connect Tapio saw, and no packet of any
+ * socket runs it. A socket that received no ACK since its last sample (an
+ * idle connection: srtt cannot have moved) is skipped, as the per-segment
+ * hooks never see it; a pass arriving up to a quarter interval early (timer
+ * jitter) still takes its sample. */
+SEC("iter/bpf_sk_storage_map")
+int rtt_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	const struct network_config *cfg;
+	struct sock *sk = ctx->sk;
+	struct sock_owner *o = ctx->value;
+	struct tcp_sock *tp;
+	__u64 now, every;
+
+	if (!sk || !o || sk->__sk_common.skc_state == TCP_CLOSE)
+		return 0;
+	cfg = net_config(NET_CFG_RTT);
+	if (!cfg || !cfg->rtt_sample_interval_ms)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || tp->rcv_tstamp == o->acked_at)
+		return 0;
+	now = bpf_ktime_get_boot_ns();
+	every = (__u64)cfg->rtt_sample_interval_ms * 1000000ull;
+	if (now - o->last_rtt_ns < every - every / 4)
+		return 0;
+	o->last_rtt_ns = now;
+	o->acked_at = tp->rcv_tstamp;
+	rtt_emit(tp, o, cfg, tp->srtt_us >> 3);
 	return 0;
 }

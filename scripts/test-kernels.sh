@@ -37,7 +37,7 @@ fi
 # arm64 runs under TCG at about a third of x86's speed: by default only the
 # checks issue 17 names (refused x40 exact, SIGSEGV/ABRT/KILL, OOM under
 # cgroup v2, block I/O error) run there.
-ARM64_TESTS='refused_loopback_connects_are_counted_exactly_once_each|fatal_signals_in_a_limited_memcg|oom_victim_in_a_64mib_memcg|eio_slow_and_normal_reads'
+ARM64_TESTS='reduced_kernel_btf_relocates_every_object|refused_loopback_connects_are_counted_exactly_once_each|fatal_signals_in_a_limited_memcg|oom_victim_in_a_64mib_memcg|eio_slow_and_normal_reads'
 case $arch in
   amd64) klist=$kdir/kernels.list filter=${TAPIO_MATRIX_FILTER:-} ;;
   arm64) klist=$kdir/kernels-arm64.list filter=${TAPIO_MATRIX_FILTER:-$ARM64_TESTS} ;;

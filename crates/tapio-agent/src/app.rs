@@ -367,7 +367,7 @@ pub async fn run(
         )
         .map_err(|e| error_chain(&e));
         let loaded = loaded.and_then(|(mut obj, ring)| {
-            let note = attach_special(o, &mut obj, &settings, &btf)?;
+            let note = attach_special(o, &mut obj, &settings, &btf, features)?;
             if let Some(n) = note {
                 state.set_note(o, n);
             }

@@ -137,10 +137,13 @@ pub enum FactDrop {
     /// An OOM kill whose victim task could not be identified (a kernel
     /// whose `mark_victim` gives only a pid, without the SIGKILL seen).
     OomVictimUnknown,
+    /// An iterator pass (the network observer's RTT samples) failed: that
+    /// interval's samples are missing.
+    IterPassFailed,
 }
 
 impl FactDrop {
-    const ALL: [FactDrop; 9] = [
+    const ALL: [FactDrop; 10] = [
         FactDrop::ConnectOtherErrno,
         FactDrop::ConnectNotSent,
         FactDrop::ConnectAbandonedEarly,
@@ -150,6 +153,7 @@ impl FactDrop {
         FactDrop::Requeued,
         FactDrop::InflightTableFull,
         FactDrop::OomVictimUnknown,
+        FactDrop::IterPassFailed,
     ];
 
     /// Label value.
@@ -165,6 +169,7 @@ impl FactDrop {
             FactDrop::Requeued => "requeued",
             FactDrop::InflightTableFull => "inflight_table_full",
             FactDrop::OomVictimUnknown => "oom_victim_unknown",
+            FactDrop::IterPassFailed => "iter_pass_failed",
         }
     }
 

@@ -78,6 +78,8 @@ pub struct ObserverTask {
     /// Adds owner cgroup facts to occurrences (this task's front of the
     /// shared cache, never waits).
     attribution: Option<Front>,
+    /// When the object's iterator pass is next due.
+    next_pass: Option<std::time::Instant>,
 }
 
 impl ObserverTask {
@@ -111,6 +113,7 @@ impl ObserverTask {
             candidates: Vec::with_capacity(256),
             raw_keys: Vec::with_capacity(256),
             attribution: None,
+            next_pass: None,
         })
     }
 
@@ -224,6 +227,30 @@ impl ObserverTask {
         self.end_batch();
     }
 
+    /// Runs the object's iterator pass once per the classifier's
+    /// `pass_every`, on the first tick at or after it is due (the programs
+    /// allow a pass to come early or late by part of an interval). A failed
+    /// pass is counted (its samples are missing evidence) and logged.
+    fn pass_if_due(&mut self) {
+        let Some(every) = self.classifier.pass_every() else {
+            self.next_pass = None;
+            return;
+        };
+        let now = std::time::Instant::now();
+        let due = *self.next_pass.get_or_insert(now);
+        if now < due {
+            return;
+        }
+        self.next_pass = Some(now + every);
+        if let Some(Err(e)) = self.obj.run_pass() {
+            let o = self.obj.observer;
+            self.state
+                .counters
+                .fact_drop(o, crate::counters::FactDrop::IterPassFailed);
+            tracing::warn!(observer = %o, error = %e, "iterator pass failed: its samples are missing");
+        }
+    }
+
     fn read_kernel_stats(&mut self) {
         match self.obj.read_stats() {
             Ok(s) => {
@@ -292,6 +319,7 @@ impl ObserverTask {
                     backlog = self.drain(&clock);
                     self.emit();
                     self.on_tick();
+                    self.pass_if_due();
                     ticks += 1;
                     if ticks % 10 == 0 {
                         self.read_kernel_stats();

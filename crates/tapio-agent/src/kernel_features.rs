@@ -70,7 +70,6 @@ struct ProgLoadAttr {
     tail: [u64; 12],
 }
 
-const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 
 /// Loads [`ATOMICS_PROBE`]; `Ok` when the verifier accepts it (the program
@@ -87,22 +86,9 @@ pub fn atomics_probe() -> std::io::Result<()> {
         license: license.as_ptr() as u64,
         tail: [0; 12],
     };
-    // SAFETY: attr points at live instructions and a NUL-terminated license
-    // and is passed with its own size (the kernel checks the zero tail).
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            std::ptr::from_ref(&attr),
-            std::mem::size_of::<ProgLoadAttr>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by bpf(2) and is owned by nobody else.
-    drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) });
-    Ok(())
+    // SAFETY: attr points at live instructions and a NUL-terminated
+    // license. The program fd is closed at once.
+    unsafe { crate::bpf_sys::bpf_fd(crate::bpf_sys::cmd::PROG_LOAD, &attr) }.map(drop)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod app;
 pub mod args;
 pub mod attribution;
 pub mod backoff;
+pub mod bpf_sys;
 pub mod clock;
 pub mod config_source;
 pub mod controller;

@@ -4,6 +4,8 @@
 //!
 //! Only this module and the drain loop make BPF syscalls.
 
+use std::io::Read as _;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
@@ -92,6 +94,45 @@ pub struct LoadedObject {
     ebpf: Ebpf,
     stats: PerCpuArray<MapData, u64>,
     note: Option<String>,
+    pass: Option<IterPass>,
+}
+
+/// A BPF iterator link that the observer's drain runs once per interval
+/// (the classifier's `pass_every`): each pass runs the iterator program
+/// once per element of what it iterates.
+pub struct IterPass {
+    link: OwnedFd,
+}
+
+impl IterPass {
+    /// Wraps an iterator link.
+    #[must_use]
+    pub fn new(link: OwnedFd) -> Self {
+        IterPass { link }
+    }
+
+    /// One pass: a fresh iterator read to its end. The programs print
+    /// nothing, so one read walks every element; the kernel stops a read
+    /// after a million silent elements (`EAGAIN`), and the next goes on.
+    ///
+    /// # Errors
+    /// The iterator could not be made or read.
+    pub fn run(&self) -> std::io::Result<()> {
+        let mut it = std::fs::File::from(crate::bpf_sys::iter_create(self.link.as_fd())?);
+        let mut buf = [0u8; 64];
+        loop {
+            match it.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// `owner_in_table` of network_monitor.o: 1 keeps socket owners in the
@@ -182,7 +223,7 @@ fn choose_variant(
 /// # Errors
 /// `/sys/kernel/btf/vmlinux` is missing, unreadable or not BTF.
 pub fn kernel_btf(dir: &Path) -> Result<KernelBtf, LoadError> {
-    crate::kernel_btf::load(dir).map_err(|e| LoadError::Btf {
+    crate::kernel_btf::load(dir, crate::observers::ITERATORS).map_err(|e| LoadError::Btf {
         source: Box::new(e),
     })
 }
@@ -306,6 +347,7 @@ impl LoadedObject {
                 ebpf,
                 stats,
                 note,
+                pass: None,
             },
             ring,
         ))
@@ -316,6 +358,16 @@ impl LoadedObject {
     #[must_use]
     pub fn note(&self) -> Option<&str> {
         self.note.as_deref()
+    }
+
+    /// Gives the object an iterator pass for its drain to run.
+    pub fn set_pass(&mut self, pass: IterPass) {
+        self.pass = Some(pass);
+    }
+
+    /// Runs the object's iterator pass, if it has one.
+    pub fn run_pass(&self) -> Option<std::io::Result<()>> {
+        self.pass.as_ref().map(IterPass::run)
     }
 
     /// The aya object, for observer-specific programs and maps.

@@ -83,10 +83,14 @@ struct NetworkSection {
 /// (`observers/network/rtt_hook.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RttHook {
-    /// `auto` (default): a sock_ops program on the cgroup v2 root where one
-    /// takes it (no per-segment cost for sockets Tapio did not see
-    /// connect), else `tcp_probe`.
+    /// `auto` (default): an iterator over the owned sockets, run once per
+    /// sample interval, where owners live in socket storage (no per-segment
+    /// program at all); else a sock_ops program on the cgroup v2 root where
+    /// one takes it (no per-segment cost for sockets Tapio did not see
+    /// connect); else `tcp_probe`.
     Auto,
+    /// `sock_ops`: the sock_ops program, else `tcp_probe`.
+    SockOps,
     /// `tcp_probe`: always the per-segment tracepoint (no program runs at
     /// every socket's lifecycle callbacks; cheaper where short connections
     /// far outnumber segments, or where the cgroup root must stay clear).
@@ -308,10 +312,11 @@ impl Settings {
         }
         let rtt_hook = match file.network.rtt_hook.as_deref().unwrap_or("auto") {
             "auto" => RttHook::Auto,
+            "sock_ops" => RttHook::SockOps,
             "tcp_probe" => RttHook::TcpProbe,
             other => {
                 return Err(SettingsError::Invalid(format!(
-                    "network.rtt_hook `{other}` is not one of auto, tcp_probe"
+                    "network.rtt_hook `{other}` is not one of auto, sock_ops, tcp_probe"
                 )))
             }
         };
@@ -447,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn rtt_hook_is_auto_unless_tcp_probe_is_named() {
+    fn rtt_hook_is_auto_unless_another_is_named() {
         let hook = |text: &str| {
             let file = parse_toml(Path::new("t.toml"), text).unwrap();
             Settings::merge(&args(&[]), file).map(|s| s.rtt_hook)
@@ -461,10 +466,14 @@ mod tests {
             hook("[network]\nrtt_hook = \"tcp_probe\"").unwrap(),
             RttHook::TcpProbe
         );
+        assert_eq!(
+            hook("[network]\nrtt_hook = \"sock_ops\"").unwrap(),
+            RttHook::SockOps
+        );
         let e = hook("[network]\nrtt_hook = \"kprobe\"").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "network.rtt_hook `kprobe` is not one of auto, tcp_probe"
+            "network.rtt_hook `kprobe` is not one of auto, sock_ops, tcp_probe"
         );
         assert!(toml_err("[network]\nhook = 1").contains("unknown field `hook`"));
     }

@@ -1,7 +1,7 @@
 //! The loader's reduced kernel BTF (`tapio_agent::kernel_btf`, issue 15)
 //! against the kernel's whole BTF, on the running kernel: every object
-//! relocates to the same instructions, every `tp_btf` hook has the same
-//! id, the kernel features read the same. The matrix runs this on each of
+//! relocates to the same instructions, every `tp_btf` hook and iterator
+//! target has the same id, the kernel features read the same. The matrix runs this on each of
 //! its kernels, so the reduction is proven wherever the agent loads.
 
 mod support;
@@ -13,6 +13,7 @@ use aya_obj::Object;
 use support::*;
 use tapio_agent::kernel_btf::{self, Shape};
 use tapio_agent::kernel_features::KernelFeatures;
+use tapio_agent::observers::ITERATORS;
 use tapio_common::Observer;
 
 /// One instruction: code, dst, src, off, imm.
@@ -43,7 +44,7 @@ fn reduced_kernel_btf_relocates_every_object_as_the_whole_one_does() {
     };
     let dir = ebpf_dir();
     let whole = Btf::from_sys_fs().expect("the kernel's BTF");
-    let reduced = kernel_btf::load(&dir).expect("reduced BTF");
+    let reduced = kernel_btf::load(&dir, ITERATORS).expect("reduced BTF");
     let Shape::Reduced { kernel, kept, ids } = reduced.shape else {
         panic!("kernel BTF was not reduced: {:?}", reduced.shape);
     };
@@ -75,15 +76,20 @@ fn reduced_kernel_btf_relocates_every_object_as_the_whole_one_does() {
         "every object's instructions compared: {insns}"
     );
 
-    let needs = kernel_btf::needs(&dir);
+    let needs = kernel_btf::needs(&dir, ITERATORS);
     assert!(
         needs.pinned.contains(&b"btf_trace_inet_sock_set_state"[..]),
         "the network object's hook is among the pinned: {:?}",
         needs.pinned.len()
     );
+    assert!(needs.pinned.contains(&b"bpf_iter_bpf_sk_storage_map"[..]));
     for name in &needs.pinned {
         let name = std::str::from_utf8(name).unwrap();
-        let kind = aya_obj::btf::BtfKind::Typedef;
+        let kind = if name.starts_with("bpf_iter_") {
+            aya_obj::btf::BtfKind::Func
+        } else {
+            aya_obj::btf::BtfKind::Typedef
+        };
         let w = whole.id_by_type_name_kind(name, kind).ok();
         let r = reduced.btf.id_by_type_name_kind(name, kind).ok();
         assert_eq!(w, r, "{name}: the kernel's id");

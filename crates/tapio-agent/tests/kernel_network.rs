@@ -297,14 +297,38 @@ fn tbf_after(
     }
 }
 
-/// The log line of the agent's RTT hook choice: sock_ops on the cgroup v2
-/// root (every kernel of the matrix and the host mount one), or tcp_probe.
+/// The log line of the agent's RTT hook choice: the iterator over owned
+/// sockets, sock_ops on the cgroup v2 root (every kernel of the matrix and
+/// the host mount one), or tcp_probe.
+const ITER_CHOSEN: &str = "rtt samples from an iterator over the owned sockets";
 const SOCKOPS_CHOSEN: &str = "rtt samples from sock_ops on the cgroup v2 root";
 const TCP_PROBE_CHOSEN: &str = "rtt samples from tcp_probe";
 
+/// The default hook: the iterator where tracing programs may use socket
+/// storage (5.11+, read from this kernel's BTF as the agent does), else
+/// sock_ops.
 #[test]
 fn a_tbf_queue_makes_rtt_degradation_for_that_destination_only_after_it_is_added() {
-    tbf_queue_rtt_degradation("rtt", 13, "", SOCKOPS_CHOSEN);
+    let btf = aya::Btf::from_sys_fs().expect("kernel BTF");
+    let expected =
+        if tapio_agent::kernel_features::KernelFeatures::of_kernel(&btf).sk_storage_in_tracing {
+            ITER_CHOSEN
+        } else {
+            SOCKOPS_CHOSEN
+        };
+    tbf_queue_rtt_degradation("rtt", 13, "", expected);
+}
+
+/// The same fault and evidence on sock_ops, named in the agent's settings
+/// (the default where owners live in a table: 5.10).
+#[test]
+fn rtt_degradation_on_sock_ops() {
+    tbf_queue_rtt_degradation(
+        "rso",
+        16,
+        "[network]\nrtt_hook = \"sock_ops\"\n",
+        SOCKOPS_CHOSEN,
+    );
 }
 
 /// The same fault and evidence on the fallback hook, named in the agent's

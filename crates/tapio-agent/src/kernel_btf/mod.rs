@@ -38,12 +38,19 @@ pub fn tp_btf_hook(program: &str) -> &str {
 
 /// What the objects in `dir` need of kernel BTF: every type name their own
 /// BTF mentions (CO-RE looks candidates up by name), the `btf_trace_*`
-/// typedef of each `tp_btf` program, and the names [`KernelFeatures`]
-/// reads. An object that is missing or does not parse adds nothing (its
+/// typedef of each `tp_btf` program, the `bpf_iter_*` function of each
+/// iterator target in `iterators` (an object does not record its
+/// iterators' targets where aya shows them), and the names
+/// [`KernelFeatures`] reads. An object that is missing or does not parse adds nothing (its
 /// load fails on its own, with its own error).
 #[must_use]
-pub fn needs(dir: &Path) -> Needs {
+pub fn needs(dir: &Path, iterators: &[&str]) -> Needs {
     let mut n = Needs::default();
+    n.pinned.extend(
+        iterators
+            .iter()
+            .map(|t| format!("bpf_iter_{t}").into_bytes()),
+    );
     n.names.extend(
         KernelFeatures::BTF_NAMES
             .iter()
@@ -104,11 +111,12 @@ pub struct KernelBtf {
     pub shape: Shape,
 }
 
-/// Reads [`SYS_BTF`] and keeps what the objects in `dir` need.
+/// Reads [`SYS_BTF`] and keeps what the objects in `dir` need
+/// ([`needs`]).
 ///
 /// # Errors
 /// The file is unreadable, or not BTF that aya can parse.
-pub fn load(dir: &Path) -> Result<KernelBtf, aya::BtfError> {
+pub fn load(dir: &Path, iterators: &[&str]) -> Result<KernelBtf, aya::BtfError> {
     let data = std::fs::read(SYS_BTF).map_err(|error| aya::BtfError::FileError {
         path: SYS_BTF.into(),
         error,
@@ -116,7 +124,7 @@ pub fn load(dir: &Path) -> Result<KernelBtf, aya::BtfError> {
     let reduced = RawBtf::parse(&data)
         .map_err(|e| e.to_string())
         .and_then(|raw| {
-            let r = reduce(&raw, &needs(dir)).map_err(|e| e.to_string())?;
+            let r = reduce(&raw, &needs(dir, iterators)).map_err(|e| e.to_string())?;
             Ok((raw.count(), r))
         });
     match reduced {
@@ -154,8 +162,8 @@ mod tests {
 
     #[test]
     fn a_directory_without_objects_needs_only_the_feature_names() {
-        let n = needs(Path::new("/nonexistent-tapio-objects"));
-        assert!(n.pinned.is_empty());
+        let n = needs(Path::new("/nonexistent-tapio-objects"), &["x"]);
+        assert_eq!(n.pinned.iter().collect::<Vec<_>>(), [b"bpf_iter_x"]);
         assert_eq!(n.names.len(), KernelFeatures::BTF_NAMES.len());
     }
 }

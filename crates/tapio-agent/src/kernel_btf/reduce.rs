@@ -43,7 +43,8 @@ impl std::error::Error for ReduceError {}
 pub struct Needs {
     /// Type names (flavourless) whose types, and all they reach, are kept.
     pub names: std::collections::HashSet<Vec<u8>>,
-    /// Typedef names kept at their kernel ids (`btf_trace_<hook>`).
+    /// Names of typedefs and functions kept at their kernel ids
+    /// (`btf_trace_<hook>`, `bpf_iter_<target>`).
     pub pinned: std::collections::HashSet<Vec<u8>>,
 }
 
@@ -80,7 +81,7 @@ pub fn reduce(raw: &RawBtf<'_>, needs: &Needs) -> Result<Reduced, ReduceError> {
         if name.is_empty() {
             continue;
         }
-        if raw.kind(id) == kind::TYPEDEF && needs.pinned.contains(name) {
+        if matches!(raw.kind(id), kind::TYPEDEF | kind::FUNC) && needs.pinned.contains(name) {
             pinned.push(id);
             stack.push(id);
         } else if needs.names.contains(flavorless(name)) {

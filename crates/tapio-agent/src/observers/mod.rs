@@ -127,6 +127,13 @@ pub trait Classifier: Send {
     /// Takes the userspace part of a new config.
     fn configure(&mut self, cfg: &CompiledConfig, generation: u64);
 
+    /// How often the drain runs the object's iterator pass
+    /// ([`crate::loader::LoadedObject::run_pass`]) under the config taken
+    /// last; `None`: not at all.
+    fn pass_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Counters the classifier reports drops to.
     fn set_counters(&mut self, _counters: std::sync::Arc<Counters>) {}
 
@@ -165,10 +172,18 @@ pub fn classifier(observer: Observer) -> Option<Box<dyn Classifier>> {
 pub fn own_programs(observer: Observer) -> &'static [&'static str] {
     match observer {
         Observer::Node => &["perf_cpu_clock"],
-        Observer::Network => &[network::rtt_hook::SOCKOPS, network::rtt_hook::TCP_PROBE],
+        Observer::Network => &[
+            network::rtt_hook::ITER,
+            network::rtt_hook::SOCKOPS,
+            network::rtt_hook::TCP_PROBE,
+        ],
         Observer::Container | Observer::Storage => &[],
     }
 }
+
+/// The iterator targets the observers' own code loads programs for (the
+/// loader keeps their `bpf_iter_*` functions in its reduced kernel BTF).
+pub const ITERATORS: &[&str] = &[network::rtt_hook::ITER_TARGET];
 
 /// Attaches what the generic loader leaves detached ([`own_programs`]: the
 /// perf-event program of the node observer, the RTT hook of the network
@@ -183,11 +198,12 @@ pub fn attach_special(
     obj: &mut crate::loader::LoadedObject,
     settings: &crate::settings::Settings,
     btf: &aya::Btf,
+    features: crate::kernel_features::KernelFeatures,
 ) -> Result<Option<String>, String> {
     match observer {
         Observer::Node => node::attach(obj, settings),
         Observer::Network => {
-            let rtt = network::rtt_hook::attach(obj, btf, settings.rtt_hook)?;
+            let rtt = network::rtt_hook::attach(obj, btf, features, settings.rtt_hook)?;
             Ok(match (obj.note(), rtt) {
                 (Some(a), Some(b)) => Some(format!("{a}; {b}")),
                 (a, b) => a.map(str::to_owned).or(b),

@@ -84,6 +84,8 @@ pub struct NetworkClassifier {
     retransmits: RetransmitWindows,
     rtt: RttBaselines,
     counters: Option<Arc<Counters>>,
+    /// A config was taken (before it, the carrier is inert: no passes).
+    configured: bool,
 }
 
 impl Default for NetworkClassifier {
@@ -94,6 +96,7 @@ impl Default for NetworkClassifier {
             rtt: RttBaselines::new(&settings),
             settings,
             counters: None,
+            configured: false,
         }
     }
 }
@@ -306,9 +309,17 @@ impl Classifier for NetworkClassifier {
     }
 
     fn configure(&mut self, cfg: &CompiledConfig, _generation: u64) {
+        self.configured = true;
         self.settings = cfg.network.clone();
         self.retransmits.configure(&self.settings);
         self.rtt.configure(&self.settings);
+    }
+
+    /// The RTT iterator's cadence: the sample interval, while RTT is on.
+    fn pass_every(&self) -> Option<std::time::Duration> {
+        let n = &self.settings;
+        (self.configured && n.enabled && n.rtt && n.rtt_sample_interval_ms > 0)
+            .then(|| std::time::Duration::from_millis(u64::from(n.rtt_sample_interval_ms)))
     }
 
     fn set_counters(&mut self, counters: Arc<Counters>) {

@@ -1,29 +1,47 @@
 //! Where the network object's RTT samples come from (issue 15, item 3).
 //!
-//! First choice: `rtt_sockops`, a sock_ops program on the root of the
-//! cgroup v2 hierarchy. It asks the kernel for RTT callbacks only on the
-//! sockets whose connect Tapio saw, so the node's other sockets never run a
-//! Tapio program per segment. Where it cannot run (no cgroup v2 mounted, the
-//! mount is not the hierarchy's root — a container's own cgroup namespace —
-//! or the kernel refuses the program), `tcp_probe` is attached instead: a
-//! tracepoint on every received segment of every socket, which returns
-//! early for sockets Tapio holds nothing for; also when the agent's settings
-//! name it (`[network] rtt_hook = "tcp_probe"`). Never both: each sample
-//! comes from one hook. The `tcp_probe` path is said in the observer's
+//! First choice: `rtt_iter`, an iterator over the `sockets` storage map
+//! (the owners of the connections Tapio saw connect), which the drain runs
+//! once per sample interval. No segment of any socket runs a Tapio program,
+//! and an idle connection costs one visit per interval. It needs owners in
+//! socket storage, i.e. a kernel whose tracing programs may use it (5.11+).
+//!
+//! Second: `rtt_sockops`, a sock_ops program on the root of the cgroup v2
+//! hierarchy. It asks the kernel for RTT callbacks only on the sockets whose
+//! connect Tapio saw, so the node's other sockets never run a Tapio program
+//! per segment (but every TCP socket runs it at its lifecycle callbacks).
+//!
+//! Last: where neither can run (no cgroup v2 mounted, the mount is not the
+//! hierarchy's root — a container's own cgroup namespace — or the kernel
+//! refuses the program), `tcp_probe` is attached instead: a tracepoint on
+//! every received segment of every socket, which returns early for sockets
+//! Tapio holds nothing for.
+//!
+//! The agent's settings can start the order lower (`[network] rtt_hook =
+//! "sock_ops"` or `"tcp_probe"`). Never two: each sample comes from one
+//! hook. The path taken is logged, and a fallback is said in the observer's
 //! status with why.
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use aya::programs::{CgroupAttachMode, SockOps};
+use aya::programs::{CgroupAttachMode, Iter, SockOps};
 use aya::Btf;
 
 use crate::attribution::mounts::Mounts;
-use crate::loader::LoadedObject;
+use crate::kernel_features::KernelFeatures;
+use crate::loader::{IterPass, LoadedObject};
 use crate::settings::RttHook;
 use crate::sinks::error_chain;
 
+/// The iterator program of `network_monitor.o`.
+pub const ITER: &str = "rtt_iter";
+/// What [`ITER`] iterates (`iter/<target>`; the kernel's BTF names its
+/// attach point `bpf_iter_<target>`).
+pub const ITER_TARGET: &str = "bpf_sk_storage_map";
+/// The map [`ITER`] iterates over.
+const OWNERS: &str = "sockets";
 /// The sock_ops program of `network_monitor.o`.
 pub const SOCKOPS: &str = "rtt_sockops";
 /// The per-segment tracepoint program of `network_monitor.o`.
@@ -75,19 +93,82 @@ fn attach_sockops(obj: &mut LoadedObject, root: &std::path::Path) -> Result<(), 
     Ok(())
 }
 
-/// Attaches one RTT hook as `choice` says; `Ok(Some(note))` names the
-/// `tcp_probe` path and why it was taken, `Ok(None)` is the sock_ops path.
+/// Loads `rtt_iter`, links it to the owners' storage map and runs one pass
+/// (so a kernel that refuses to run it is known now, not at the first
+/// interval); the pass goes to the object's drain.
+fn attach_iter(obj: &mut LoadedObject, btf: &Btf, features: KernelFeatures) -> Result<(), String> {
+    if !features.sk_storage_in_tracing {
+        return Err(
+            "owners are kept in a table on this kernel (tracing programs may not use socket \
+             storage), which an iterator cannot read safely"
+                .to_owned(),
+        );
+    }
+    let prog: &mut Iter = obj
+        .ebpf_mut()
+        .program_mut(ITER)
+        .ok_or_else(|| format!("`{ITER}` missing from the object"))?
+        .try_into()
+        .map_err(|e| error_chain(&e))?;
+    prog.load(ITER_TARGET, btf)
+        .map_err(|e| format!("`{ITER}` load: {}", error_chain(&e)))?;
+    let prog_fd = prog
+        .fd()
+        .and_then(|fd| fd.try_clone().map_err(Into::into))
+        .map_err(|e| format!("`{ITER}` fd: {}", error_chain(&e)))?;
+    let link = match obj.ebpf_mut().map(OWNERS) {
+        Some(aya::maps::Map::SkStorage(m)) => {
+            crate::bpf_sys::link_map_iter(prog_fd.as_fd(), m.fd().as_fd())
+                .map_err(|e| format!("`{ITER}` link to `{OWNERS}`: {e}"))
+        }
+        _ => Err(format!("`{OWNERS}` is not a socket storage map")),
+    };
+    let pass = link.map(IterPass::new).and_then(|p| {
+        p.run().map_err(|e| format!("`{ITER}` pass: {e}"))?;
+        Ok(p)
+    });
+    match pass {
+        Ok(p) => {
+            obj.set_pass(p);
+            obj.log_attached(ITER);
+            Ok(())
+        }
+        Err(why) => {
+            if let Some(Ok(p)) = obj.ebpf_mut().program_mut(ITER).map(<&mut Iter>::try_from) {
+                let _ = p.unload();
+            }
+            Err(why)
+        }
+    }
+}
+
+/// Attaches one RTT hook as `choice` says, first choice first;
+/// `Ok(Some(note))` names a fallback and why it was taken, `Ok(None)` is
+/// the first choice (or the one the settings named).
 ///
 /// # Errors
-/// Neither hook could be attached; the text says why for both.
+/// No hook could be attached; the text says why for each.
 pub fn attach(
     obj: &mut LoadedObject,
     btf: &Btf,
+    features: KernelFeatures,
     choice: RttHook,
 ) -> Result<Option<String>, String> {
-    let why = match choice {
-        RttHook::TcpProbe => "chosen in the agent's settings (network.rtt_hook)".to_owned(),
-        RttHook::Auto => match cgroup2_root(&Mounts::read()).and_then(|root| {
+    let mut whys = Vec::new();
+    if choice == RttHook::Auto {
+        match attach_iter(obj, btf, features) {
+            Ok(()) => {
+                tracing::info!(
+                    "rtt samples from an iterator over the owned sockets, once per sample \
+                     interval: no per-segment program"
+                );
+                return Ok(None);
+            }
+            Err(why) => whys.push(format!("iterator: {why}")),
+        }
+    }
+    if choice != RttHook::TcpProbe {
+        match cgroup2_root(&Mounts::read()).and_then(|root| {
             attach_sockops(obj, &root)?;
             Ok(root)
         }) {
@@ -96,11 +177,19 @@ pub fn attach(
                     cgroup = %root.display(),
                     "rtt samples from sock_ops on the cgroup v2 root: only sockets seen connecting"
                 );
-                return Ok(None);
+                return Ok((!whys.is_empty()).then(|| {
+                    format!(
+                        "RTT samples from sock_ops on the cgroup v2 root: {}",
+                        whys.join("; ")
+                    )
+                }));
             }
-            Err(why) => why,
-        },
-    };
+            Err(why) => whys.push(format!("sock_ops: {why}")),
+        }
+    } else {
+        whys.push("chosen in the agent's settings (network.rtt_hook)".to_owned());
+    }
+    let why = whys.join("; ");
     tracing::info!(reason = %why, "rtt samples from tcp_probe (every received segment)");
     obj.attach_tracepoint(TCP_PROBE, btf)
         .map_err(|e| error_chain(&e))
@@ -109,7 +198,7 @@ pub fn attach(
                 "RTT samples from tcp_probe on every received segment: {why}"
             ))
         })
-        .map_err(|e| format!("no RTT hook: sock_ops: {why}; tcp_probe: {e}"))
+        .map_err(|e| format!("no RTT hook: {why}; tcp_probe: {e}"))
 }
 
 #[cfg(test)]

@@ -29,7 +29,6 @@ const PERF_TYPE_HARDWARE: u32 = 0;
 const PERF_TYPE_SOFTWARE: u32 = 1;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 const PERF_ATTR_SIZE_VER0: u32 = 64;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 
 /// One counter slot and the event that fills it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,20 +229,8 @@ fn array_set(map: BorrowedFd<'_>, cpu: u32, event: BorrowedFd<'_>) -> std::io::R
         value: std::ptr::from_ref(&value) as u64,
         flags: 0,
     };
-    // SAFETY: attr points at live key/value of the map's sizes (u32, u32)
-    // and is passed with its own size.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_ELEM,
-            std::ptr::from_ref(&attr),
-            std::mem::size_of::<MapElemAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: attr points at live key/value of the map's sizes (u32, u32).
+    unsafe { crate::bpf_sys::bpf(crate::bpf_sys::cmd::MAP_UPDATE_ELEM, &attr) }.map(drop)
 }
 
 fn pmus_present() -> String {
