@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The RTT hook proven harmless (issue 15): Tapio's RTT sampling under bulk
-# TCP, and what the whole agent costs that transfer, for both hooks the agent
-# can choose (observers/network/rtt_hook.rs):
-#   - sockops: `rtt_sockops` on the cgroup v2 root, the default where one is
-#     mounted; it runs per RTT measurement of the sockets Tapio saw connect
-#     (here the iperf3 client's) and never per segment of any other socket
-#     (the iperf3 server's accepted socket);
+# TCP, and what the whole agent costs that transfer, for the three hooks the
+# agent can choose (observers/network/rtt_hook.rs):
+#   - iter: `rtt_iter`, the default where owners live in socket storage: an
+#     iterator over the owned sockets that the agent runs once per sample
+#     interval; no segment runs it (its calls are visits of owned sockets);
+#   - sockops: `rtt_sockops` on the cgroup v2 root (`[network] rtt_hook =
+#     "sock_ops"`, the default on 5.10); it runs per RTT measurement of the
+#     sockets Tapio saw connect (here the iperf3 client's) and never per
+#     segment of any other socket (the iperf3 server's accepted socket);
 #   - tcp_probe: the fallback (named in the agent's settings:
 #     `[network] rtt_hook = "tcp_probe"`), on every received segment of
 #     every socket; and its floor, a copy of network_monitor.o whose
@@ -80,16 +83,19 @@ xfer() {
   python3 -c 'import json, sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' <<<"$json"
 }
 
+# The log line of each hook's choice, by program.
+declare -A chosen=([rtt_iter]="an iterator" [rtt_sockops]="sock_ops" [tcp_probe]="tcp_probe")
+
 # One attached transfer: $1 path, $2 object directory, $3 tag, $4 program,
-# $5 agent TOML ("" or $probe_toml); appends "path tag ns calls" to
-# probe.tsv and sets BPS (bits per second). Not in a subshell: the agent it
-# starts must be stopped by this shell.
+# $5 agent TOML; appends "path tag ns calls" to probe.tsv and sets BPS (bits
+# per second). Not in a subshell: the agent it starts must be stopped by
+# this shell.
 attached() {
   local d ns cnt main_dir=$BPF_DIR
   BPF_DIR=$2 AGENT_TOML=$5
   agent_start
   BPF_DIR=$main_dir AGENT_TOML=
-  grep -q "rtt samples from ${4/rtt_sockops/sock_ops}" "$WORK/agent.log" \
+  grep -q "rtt samples from ${chosen[$4]}" "$WORK/agent.log" \
     || die "$3: the agent did not choose $4: $(grep 'rtt samples' "$WORK/agent.log")"
   sleep 1
   prog_stats "$AGENT_PID" >"$WORK/t0"
@@ -101,21 +107,24 @@ attached() {
   printf '%s\t%s\t%s\t%s\n' "$1" "$3" "$ns" "$cnt" >>"$WORK/probe.tsv"
 }
 
-# The fallback, as the agent's settings name it.
+# The other hooks, as the agent's settings name them.
 probe_toml=$'[network]\nrtt_hook = "tcp_probe"'
+sockops_toml=$'[network]\nrtt_hook = "sock_ops"'
 
 declare -A runs
 : >"$WORK/probe.tsv"
 for i in $(seq "$reps"); do
   for path in lo veth; do
     runs[$path-off]+="$(xfer "$path") "
-    attached "$path" "$BPF_DIR" sockops rtt_sockops ""
+    attached "$path" "$BPF_DIR" iter rtt_iter ""
+    runs[$path-iter]+="$BPS "
+    attached "$path" "$BPF_DIR" sockops rtt_sockops "$sockops_toml"
     runs[$path-sockops]+="$BPS "
     attached "$path" "$BPF_DIR" tcp_probe tcp_probe "$probe_toml"
     runs[$path-tcp_probe]+="$BPS "
     attached "$path" "$WORK/floor/bpf" floor tcp_probe "$probe_toml"
     runs[$path-floor]+="$BPS "
-    echo "rep $i $path: off $(awk '{print $NF}' <<<"${runs[$path-off]}") sockops $(awk '{print $NF}' <<<"${runs[$path-sockops]}") tcp_probe $(awk '{print $NF}' <<<"${runs[$path-tcp_probe]}") bit/s; $(grep "^$path" "$WORK/probe.tsv" | tail -3 | awk '{printf "%s %s ns x %s; ", $2, $3, $4}')"
+    echo "rep $i $path: off $(awk '{print $NF}' <<<"${runs[$path-off]}") iter $(awk '{print $NF}' <<<"${runs[$path-iter]}") sockops $(awk '{print $NF}' <<<"${runs[$path-sockops]}") tcp_probe $(awk '{print $NF}' <<<"${runs[$path-tcp_probe]}") bit/s; $(grep "^$path" "$WORK/probe.tsv" | tail -4 | awk '{printf "%s %s ns x %s; ", $2, $3, $4}')"
   done
 done
 
@@ -142,12 +151,13 @@ yes_if() { awk -v v="$1" -v m="$2" 'BEGIN{print (v <= m) ? "yes" : "no"}'; }
 for path in lo veth; do
   label=loopback; [ "$path" = veth ] && label="veth (netns pair)"
   read -r floor_ns _ < <(med_calls "$path" floor)
-  for tag in sockops tcp_probe; do
+  for tag in iter sockops tcp_probe; do
     read -r ns calls < <(med_calls "$path" "$tag")
     share=$(python3 -c "print(f'{$ns * $calls / ($secs * 1e9) * 100:.2f}')")
     read -r off on lost < <(loss "$path" "$tag")
     case $tag in
-      sockops) what="rtt_sockops (default hook)" extra="runs per RTT measurement of the iperf3 client (seen connecting), never per segment of the accepted socket" ;;
+      iter) what="rtt_iter (default hook)" extra="no per-segment calls: a call is one visit of an owned socket (the iperf3 client's control and data connections) per pass, one pass per 1 s sample interval; ns/call is per visit, not per segment" ;;
+      sockops) what="rtt_sockops (sock_ops hook)" extra="runs per RTT measurement of the iperf3 client (seen connecting), never per segment of the accepted socket" ;;
       tcp_probe) what="tcp_probe (fallback hook)" extra="floor (tcp_probe returning at once, same runs) $floor_ns ns, so Tapio's work $(python3 -c "print(round($ns - $floor_ns, 1))") ns" ;;
     esac
     result kernel "$what, bulk $label" "$ns" - "ns/call" "<= 60" "$(yes_if "$ns" 60)" \
@@ -164,7 +174,8 @@ done
 # A connection older than the agent, as every socket from before its start
 # and every accepted socket is (no owner): calls of each hook during a
 # SECONDS window of a bulk loopback transfer that began before the agent.
-# tcp_probe still runs on each of its segments; rtt_sockops never does.
+# tcp_probe still runs on each of its segments; rtt_sockops and rtt_iter
+# never do.
 older() { # $1 tag, $2 program, $3 agent TOML; prints "calls ns"
   local cli d
   iperf3 -c 127.0.0.1 -p "$port" -t $((secs + 8)) >/dev/null 2>&1 &
@@ -183,11 +194,69 @@ older() { # $1 tag, $2 program, $3 agent TOML; prints "calls ns"
   IFS=: read -r _ ns cnt <<<"$d"
   echo "$cnt $ns"
 }
-for tag in sockops tcp_probe; do
-  prog=tcp_probe toml=$probe_toml
-  [ "$tag" = sockops ] && prog=rtt_sockops toml=
+for tag in iter sockops tcp_probe; do
+  case $tag in
+    iter) prog=rtt_iter toml= ;;
+    sockops) prog=rtt_sockops toml=$sockops_toml ;;
+    tcp_probe) prog=tcp_probe toml=$probe_toml ;;
+  esac
   read -r calls ns < <(older "$tag" "$prog" "$toml")
   result kernel "$prog, bulk loopback on a connection older than the agent: calls" "$calls" - \
     "calls in ${secs} s" - - "the socket has no owner (as every accepted socket): ${ns} ns/call"
   echo "loopback, connection older than the agent: $prog $calls calls in ${secs} s (${ns} ns/call)"
 done
+
+# The iterator's own cost: what a pass costs against the number of owned
+# connections, idle (no ACK since the last sample: skipped after one read)
+# and active (one byte each per 200 ms, so each is sampled every interval).
+# N connections to a loopback listener opened after the agent started (so
+# it owns them); the agent's CPU (all threads, schedstat) and rtt_iter's
+# calls and ns over a WINDOW of 10 passes. Prints "calls ns cpu%".
+held() { # $1 connections, $2 idle|active
+  local p ready
+  p=$(free_port)
+  python3 - "$p" "$1" "$2" >"$WORK/held.out" 2>&1 <<'PY' &
+import resource, socket, sys, threading, time
+port, n, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 256), hard))
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(4096)
+accepted = []
+threading.Thread(target=lambda: [accepted.append(srv.accept()[0]) for _ in range(n)], daemon=True).start()
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+while len(accepted) < n:
+    time.sleep(0.05)
+print("ready", flush=True)
+while True:
+    time.sleep(0.2)
+    if mode == "active":
+        for c in conns:
+            c.send(b"x")
+PY
+  ready=$!
+  on_exit "kill $ready 2>/dev/null"
+  for _ in $(seq 600); do grep -qs ready "$WORK/held.out" && break; sleep 0.1; done
+  grep -qs ready "$WORK/held.out" || die "held connections: $(cat "$WORK/held.out")"
+  sleep 2.5
+  local a b s0 s1 d calls ns
+  prog_stats "$AGENT_PID" >"$WORK/h0"; s0=$(proc_sample "$AGENT_PID")
+  sleep 10
+  prog_stats "$AGENT_PID" >"$WORK/h1"; s1=$(proc_sample "$AGENT_PID")
+  kill "$ready" 2>/dev/null; wait "$ready" 2>/dev/null || true
+  d=$(prog_delta "$WORK/h0" "$WORK/h1" rtt_iter | grep "^rtt_iter:")
+  IFS=: read -r _ ns calls <<<"$d"
+  echo "$calls $ns $(cpu_pct "$s0" "$s1" 10)"
+}
+agent_start
+grep -q "rtt samples from an iterator" "$WORK/agent.log" || die "the agent did not choose rtt_iter"
+for spec in "1000 idle" "10000 idle" "1000 active"; do
+  read -r n mode <<<"$spec"
+  read -r calls ns cpu < <(held "$n" "$mode")
+  result kernel "rtt_iter pass, $n owned $mode connections" "$ns" - "ns/visit" - - \
+    "$calls visits in 10 s (one pass per 1 s interval); agent CPU $cpu % of a core over the window (all its work, drains included)"
+  echo "rtt_iter: $n owned $mode connections: $calls visits in 10 s at $ns ns each; agent CPU $cpu %"
+done
+agent_stop

@@ -9,7 +9,7 @@
 #        --arch arm64; see docs/kernels.md)
 # Env:   TAPIO_MATRIX_FILTER=substring  run only tests whose name contains it
 #                                       (`a|b`: either; arm64 defaults to the
-#                                       four tests of ARM64_TESTS below)
+#                                       five tests of ARM64_TESTS below)
 #        TAPIO_MATRIX_JOBS=N            VMs at once (default 2)
 #        TAPIO_MATRIX_TIMEOUT=SECONDS   per VM (default 1500)
 #

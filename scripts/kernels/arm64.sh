@@ -10,11 +10,11 @@ rustup target list --installed 2>/dev/null | grep -qx "$a64" || rustup target ad
 bpf_dir=$root/target/bpf-arm64
 scripts/build-ebpf.sh --arch arm64 "$bpf_dir" >/dev/null
 # Profile kmatrix (Cargo.toml): dev, optimised; a debug agent is too slow
-# to start under TCG aarch64. With the default filter only the three test
+# to start under TCG aarch64. With the default filter only the four test
 # files holding the ARM64_TESTS are built (the dependencies dominate, but each
 # test binary is a link of the whole agent library).
 if [ -z "${TAPIO_MATRIX_FILTER:-}" ]; then
-  test_targets=(--test kernel_network --test kernel_container --test kernel_storage)
+  test_targets=(--test kernel_network --test kernel_container --test kernel_storage --test kernel_btf)
 else
   test_targets=(--test 'kernel_*')
 fi
