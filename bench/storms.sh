@@ -153,11 +153,11 @@ drained "connect storm" "$WORK/cnt.0" "$WORK/cnt.1" "$STORM_SPAN"
 # Successful connects, each accepted and both ends closed: every state
 # change of both sockets and every Tapio network hook, per connection.
 storm "successful connects (per inet_sock_set_state)" tcpstates 1 \
-  "inet_sock_set_state +tcp_receive_reset +tcp_retransmit_skb +rtt_sockops +tcp_probe" handle_set_state 300 \
+  "inet_sock_set_state +tcp_receive_reset +tcp_retransmit_skb +rtt_iter +rtt_sockops +tcp_probe" handle_set_state 300 \
   accept 0 "$((connects / 4))" 0 1 "$(free_port)"
 result kernel "successful connect: per connection, all hooks" "$STORM_T_PER" "$STORM_P_PER" "ns/connection" "<= 600" \
   "$(awk -v v="$STORM_T_PER" 'BEGIN{print (v <= 600) ? "yes" : "no"}')" \
-  "client and accepted socket: ~10 state changes, the RTT hook (rtt_sockops: every socket's lifecycle callbacks)"
+  "client and accepted socket: ~10 state changes and the RTT hook (rtt_iter: visits of owned sockets per pass; rtt_sockops where chosen: every socket's lifecycle callbacks)"
 agent_counters >"$WORK/cnt.1"
 storm "block I/O (issue+complete)" biolatency 2 "block_rq_issue block_rq_complete" \
   "block_rq_issue_btf block_rq_complete_btf" 250 io 0 0 "$io_secs" 4 "$LOOPDEV"

@@ -207,7 +207,7 @@ for tag in iter sockops tcp_probe; do
 done
 
 # The iterator's own cost: what a pass costs against the number of owned
-# connections, idle (no ACK since the last sample: skipped after one read)
+# connections, idle (no ACK since the last sample: skipped after a few reads)
 # and active (one byte each per 200 ms, so each is sampled every interval).
 # N connections to a loopback listener opened after the agent started (so
 # it owns them); the agent's CPU (all threads, schedstat) and rtt_iter's
@@ -252,7 +252,8 @@ PY
 }
 agent_start
 grep -q "rtt samples from an iterator" "$WORK/agent.log" || die "the agent did not choose rtt_iter"
-for spec in "1000 idle" "10000 idle" "1000 active"; do
+# 9,000 connections: 18,000 descriptors, under the 20,000 a process may hold here.
+for spec in "1000 idle" "9000 idle" "1000 active"; do
   read -r n mode <<<"$spec"
   read -r calls ns cpu < <(held "$n" "$mode")
   result kernel "rtt_iter pass, $n owned $mode connections" "$ns" - "ns/visit" - - \
