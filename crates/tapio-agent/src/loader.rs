@@ -2,7 +2,8 @@
 //! aya from `--ebpf-dir`, every `tp_btf/` program attached by its function
 //! name (which is the tracepoint's name, up to a `__variant` suffix).
 //!
-//! Only this module and the drain loop make BPF syscalls.
+//! BPF syscalls are made here (through aya), in the drain loop, and in
+//! `crate::bpf_sys` for what aya does not offer.
 
 use std::io::Read as _;
 use std::os::fd::{AsFd as _, OwnedFd};

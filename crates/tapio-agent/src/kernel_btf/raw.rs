@@ -251,6 +251,22 @@ pub fn string_fields(record: &[u8]) -> impl Iterator<Item = usize> + '_ {
     std::iter::once(0).chain((0..n).map(move |i| TYPE_HEAD + i * step))
 }
 
+/// A blob of `types` (records) and `strings` behind a version 1 header
+/// with no flags.
+#[must_use]
+pub fn assemble(types: &[u8], strings: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24 + types.len() + strings.len());
+    b.extend_from_slice(&MAGIC.to_le_bytes());
+    b.extend_from_slice(&[1, 0]);
+    let (tl, sl) = (types.len() as u32, strings.len() as u32);
+    for v in [24u32, 0, tl, tl, sl] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(types);
+    b.extend_from_slice(strings);
+    b
+}
+
 /// The u32 field at `at` of a record.
 #[must_use]
 pub fn field(record: &[u8], at: usize) -> u32 {
@@ -258,29 +274,11 @@ pub fn field(record: &[u8], at: usize) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A blob of `types` records and `strings`.
-    pub(crate) fn blob(types: &[u8], strings: &[u8]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&MAGIC.to_le_bytes());
-        b.extend_from_slice(&[1, 0]);
-        for v in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(types);
-        b.extend_from_slice(strings);
-        b
-    }
-
-    fn rec(name: u32, kind: u32, vlen: u32, st: u32, tail: &[u32]) -> Vec<u8> {
+    /// One type record: head fields, then `tail` (u32s).
+    pub(crate) fn rec(name: u32, kind: u32, vlen: u32, st: u32, tail: &[u32]) -> Vec<u8> {
         let mut r = Vec::new();
         for v in [name, (kind << 24) | vlen, st].iter().chain(tail) {
             r.extend_from_slice(&v.to_le_bytes());
@@ -295,7 +293,7 @@ mod tests {
         let mut types = rec(1, kind::INT, 0, 4, &[32]);
         types.extend(rec(5, kind::STRUCT, 2, 8, &[7, 1, 0, 9, 3, 64]));
         types.extend(rec(0, kind::PTR, 0, 1, &[]));
-        let data = blob(&types, strings);
+        let data = assemble(&types, strings);
         let raw = RawBtf::parse(&data).unwrap();
         assert_eq!(raw.count(), 3);
         assert_eq!(raw.name(2), b"s");
@@ -320,21 +318,21 @@ mod tests {
             RawBtf::parse(&[0; 8]).err(),
             Some(RawError::Truncated("header"))
         );
-        let mut data = blob(&rec(0, kind::PTR, 0, 0, &[]), b"\0");
+        let mut data = assemble(&rec(0, kind::PTR, 0, 0, &[]), b"\0");
         data.swap(0, 1); // big-endian magic
         assert_eq!(RawBtf::parse(&data).err(), Some(RawError::Magic));
-        let data = blob(&rec(0, 25, 0, 0, &[]), b"\0");
+        let data = assemble(&rec(0, 25, 0, 0, &[]), b"\0");
         assert_eq!(
             RawBtf::parse(&data).err(),
             Some(RawError::Kind { id: 1, kind: 25 })
         );
         // A struct claiming two members but carrying one.
-        let data = blob(&rec(0, kind::STRUCT, 2, 4, &[0, 0, 0]), b"\0");
+        let data = assemble(&rec(0, kind::STRUCT, 2, 4, &[0, 0, 0]), b"\0");
         assert_eq!(
             RawBtf::parse(&data).err(),
             Some(RawError::Truncated("type section"))
         );
-        let mut data = blob(&rec(0, kind::PTR, 0, 0, &[]), b"\0");
+        let mut data = assemble(&rec(0, kind::PTR, 0, 0, &[]), b"\0");
         data[20] = 0xff; // string length past the end
         assert_eq!(
             RawBtf::parse(&data).err(),

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::raw::{field, kind, kind_of, string_fields, type_fields, RawBtf, TYPE_HEAD};
+use super::raw::{assemble, field, kind, kind_of, string_fields, type_fields, RawBtf, TYPE_HEAD};
 
 /// Why a reduced blob could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,31 +171,10 @@ fn put(record: &mut [u8], at: usize, v: u32) {
     record[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Header (version 1, no flags), types, strings.
-fn assemble(types: &[u8], strings: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(24 + types.len() + strings.len());
-    b.extend_from_slice(&0xeb9fu16.to_le_bytes());
-    b.extend_from_slice(&[1, 0]);
-    let (tl, sl) = (types.len() as u32, strings.len() as u32);
-    for v in [24u32, 0, tl, tl, sl] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(types);
-    b.extend_from_slice(strings);
-    b
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::raw::tests::rec;
     use super::*;
-
-    fn rec(name: u32, kind: u32, vlen: u32, st: u32, tail: &[u32]) -> Vec<u8> {
-        let mut r = Vec::new();
-        for v in [name, (kind << 24) | vlen, st].iter().chain(tail) {
-            r.extend_from_slice(&v.to_le_bytes());
-        }
-        r
-    }
 
     /// 1 int "int"; 2 struct "big" { int a }; 3 ptr -> 2; 4 typedef
     /// "btf_trace_x" -> 3; 5 struct "sock___v2" { struct big *b; int c };
