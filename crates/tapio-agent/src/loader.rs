@@ -115,13 +115,15 @@ impl IterPass {
     /// One pass: a fresh iterator read to its end. The programs print
     /// nothing, so one read walks every element; the kernel stops a read
     /// after a million silent elements (`EAGAIN`), and the next goes on.
+    /// Bounded: a pass that has not ended after [`IterPass::MAX_READS`]
+    /// reads is an error, never a loop.
     ///
     /// # Errors
-    /// The iterator could not be made or read.
+    /// The iterator could not be made or read, or did not end.
     pub fn run(&self) -> std::io::Result<()> {
         let mut it = std::fs::File::from(crate::bpf_sys::iter_create(self.link.as_fd())?);
         let mut buf = [0u8; 64];
-        loop {
+        for _ in 0..Self::MAX_READS {
             match it.read(&mut buf) {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
@@ -133,7 +135,14 @@ impl IterPass {
                 Err(e) => return Err(e),
             }
         }
+        Err(std::io::Error::other(format!(
+            "iterator did not end within {} reads",
+            Self::MAX_READS
+        )))
     }
+
+    /// Reads one pass may take (each walks up to a million elements).
+    pub const MAX_READS: usize = 64;
 }
 
 /// `owner_in_table` of network_monitor.o: 1 keeps socket owners in the
