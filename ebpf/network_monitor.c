@@ -8,9 +8,10 @@
  * SYN_SENT in `owner_slots` (direct-mapped, claimed by BPF atomics) or, on a
  * slot collision or where the verifier has no atomics, in `owner_table` (a
  * preallocated hash keyed by the socket): no allocation on the connect
- * path. The connect's outcome takes it from there: a refusal or timeout (SYN_SENT -> CLOSE) is reported and the slot
- * freed; an established connection moves it into socket-local storage (the
- * only allocation, paid by connections that live on), where retransmits and
+ * path. The connect's outcome takes it from there: a refusal or timeout
+ * (SYN_SENT -> CLOSE) is reported and the slot freed; an established
+ * connection moves it into socket-local storage (the only allocation, paid
+ * by connections that live on), where retransmits and
  * RTT samples find it. Every later fact usually fires in softirq context and
  * takes its owner from the table or the storage, never from `current`. A
  * socket whose connect predates the agent has no owner: its facts say so

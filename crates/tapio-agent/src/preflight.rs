@@ -77,7 +77,7 @@ pub fn missing_cap(mask: u64) -> Option<&'static str> {
 /// The first check that fails.
 pub fn check_host() -> Result<(), PreflightError> {
     check_release(&kernel_release())?;
-    let btf = "/sys/kernel/btf/vmlinux";
+    let btf = crate::kernel_btf::SYS_BTF;
     if std::fs::File::open(Path::new(btf)).is_err() {
         return Err(PreflightError::Btf { path: btf.into() });
     }
@@ -150,15 +150,20 @@ pub fn release_free_memory() {
 #[must_use]
 pub fn memory_kib() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        s.lines()
-            .find_map(|l| l.strip_prefix(name))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((status_number(&s, "VmRSS:")?, status_number(&s, "VmHWM:")?))
+}
+
+/// The number that starts the line `name` (e.g. `VmRSS:`, `Threads:`) of a
+/// /proc/<pid>/status text; `None` when the line or the number is missing.
+#[must_use]
+pub fn status_number(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it

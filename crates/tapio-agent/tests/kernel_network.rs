@@ -305,17 +305,14 @@ const SOCKOPS_CHOSEN: &str = "rtt samples from sock_ops on the cgroup v2 root";
 const TCP_PROBE_CHOSEN: &str = "rtt samples from tcp_probe";
 
 /// The default hook: the iterator where tracing programs may use socket
-/// storage (5.11+, read from this kernel's BTF as the agent does), else
-/// sock_ops.
+/// storage, else sock_ops ([`rtt_iter_is_default`]).
 #[test]
 fn a_tbf_queue_makes_rtt_degradation_for_that_destination_only_after_it_is_added() {
-    let btf = aya::Btf::from_sys_fs().expect("kernel BTF");
-    let expected =
-        if tapio_agent::kernel_features::KernelFeatures::of_kernel(&btf).sk_storage_in_tracing {
-            ITER_CHOSEN
-        } else {
-            SOCKOPS_CHOSEN
-        };
+    let expected = if rtt_iter_is_default() {
+        ITER_CHOSEN
+    } else {
+        SOCKOPS_CHOSEN
+    };
     tbf_queue_rtt_degradation("rtt", 13, "", expected);
 }
 

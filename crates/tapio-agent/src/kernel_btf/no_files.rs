@@ -18,13 +18,9 @@
 //! DaemonSet and the systemd unit.
 
 /// Threads of this process, from /proc/self/status (`None` if unreadable).
-fn threads() -> Option<u32> {
+fn threads() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("Threads:"))?
-        .trim()
-        .parse()
-        .ok()
+    crate::preflight::status_number(&s, "Threads:")
 }
 
 /// Puts the limit back when dropped, also on unwinding.

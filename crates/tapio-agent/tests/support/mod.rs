@@ -733,6 +733,14 @@ pub fn nft_rule_packets(ns: &str, table: &str, port: u16) -> u64 {
     after.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// Whether the agent's default RTT hook on this kernel is the iterator over
+/// owned sockets: where tracing programs may use socket storage (5.11+),
+/// read from this kernel's BTF as the agent reads it; else `sock_ops`.
+pub fn rtt_iter_is_default() -> bool {
+    let btf = aya::Btf::from_sys_fs().expect("kernel BTF");
+    tapio_agent::kernel_features::KernelFeatures::of_kernel(&btf).sk_storage_in_tracing
+}
+
 /// A loopback port nothing listens on.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
