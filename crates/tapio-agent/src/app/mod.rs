@@ -1,29 +1,33 @@
 //! The agent's life: preflight, load observers, apply the config, drain
 //! until SIGTERM/SIGINT, flush within the deadline (A9).
 
+mod config;
+mod sinks;
+
+pub use config::initial_config;
+use config::record_apply;
+pub use sinks::open_data_dir;
+use sinks::open_sinks;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use tapio_common::status::ObserverState;
-use tapio_common::{Observer, Sink};
+use tapio_common::Observer;
 use tapio_wire::CompiledConfig;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::config_source::{disabled_by, read_compiled, ApplyTracker, LocalFile, Tracked};
+use crate::config_source::{ApplyTracker, LocalFile};
 use crate::controller::{agent_identity, ControllerLink};
-use crate::counters::{Counters, SinkKind};
-use crate::datadir::{DataDir, DataDirError};
+use crate::counters::Counters;
+use crate::datadir::DataDir;
 use crate::drain::{ApplyResult, ConfigUpdate, ObserverTask};
 use crate::kernel_btf::Shape;
 use crate::kernel_features::KernelFeatures;
 use crate::loader::{bare_loaders, kernel_btf, LoadedObject};
 use crate::observers::{attach_special, classifier, own_programs};
 use crate::settings::Settings;
-use crate::sinks::controller::ControllerSink;
-use crate::sinks::file::FileSink;
-use crate::sinks::http::HttpSink;
-use crate::sinks::stdout::StdoutSink;
 use crate::sinks::{error_chain, Fanout};
 use crate::state::{AgentState, StatusWriter};
 
@@ -99,135 +103,6 @@ pub fn one_line(text: &str, max: usize) -> String {
     let mut cut: String = joined.chars().take(max.saturating_sub(1)).collect();
     cut.push('…');
     cut
-}
-
-/// Opens the data directory when the file sink is configured (it holds the
-/// occurrence files and the status file).
-///
-/// # Errors
-/// The directory is unsafe (symlink, foreign owner, writable by others) or
-/// cannot be created or opened: a configuration error (exit 2).
-pub fn open_data_dir(settings: &Settings) -> Result<Option<Arc<DataDir>>, DataDirError> {
-    if !settings.sinks.contains(&SinkKind::File) {
-        return Ok(None);
-    }
-    DataDir::open(&settings.data_dir, settings.allow_unsafe_data_dir).map(|d| Some(Arc::new(d)))
-}
-
-/// The configured sinks, labelled.
-type SinkList = Vec<(SinkKind, Box<dyn Sink>)>;
-
-fn open_sinks(
-    s: &Settings,
-    data_dir: Option<&Arc<DataDir>>,
-    link: Option<&Arc<ControllerLink>>,
-    counters: &Arc<Counters>,
-) -> Result<SinkList, RunError> {
-    let mut out: Vec<(SinkKind, Box<dyn Sink>)> = Vec::new();
-    for &k in &s.sinks {
-        let sink: Box<dyn Sink> = match k {
-            SinkKind::Stdout => Box::new(StdoutSink::new()),
-            SinkKind::File => {
-                let dir = data_dir.ok_or(RunError::SinkUnavailable("file"))?;
-                Box::new(FileSink::open(Arc::clone(dir), s.retention).map_err(|e| {
-                    RunError::Sink {
-                        sink: "file",
-                        source: Box::new(e),
-                    }
-                })?)
-            }
-            SinkKind::Http => Box::new(
-                HttpSink::new(s.http_endpoint.as_deref().unwrap_or_default()).map_err(|e| {
-                    RunError::Sink {
-                        sink: "http",
-                        source: Box::new(e),
-                    }
-                })?,
-            ),
-            SinkKind::Controller => match link {
-                Some(l) => Box::new(ControllerSink::new(Arc::clone(l), Arc::clone(counters))),
-                None => return Err(RunError::SinkUnavailable(k.as_str())),
-            },
-            #[cfg(feature = "otlp")]
-            SinkKind::Otlp => Box::new(
-                crate::sinks::otlp::OtlpSink::new(
-                    s.otlp_endpoint.as_deref().unwrap_or_default(),
-                    agent_identity().1,
-                    Arc::clone(counters),
-                )
-                .map_err(|e| RunError::Sink {
-                    sink: "otlp",
-                    source: Box::new(e),
-                })?,
-            ),
-            #[cfg(not(feature = "otlp"))]
-            SinkKind::Otlp => return Err(RunError::SinkUnavailable(k.as_str())),
-        };
-        out.push((k, sink));
-    }
-    Ok(out)
-}
-
-/// The config the agent starts with: the local CompiledConfig file when one
-/// is set, else the built-in production-default; `None` in controller mode
-/// (a controller endpoint is set): the observers stay inert (all-zeros
-/// carriers) until the controller's config arrives.
-///
-/// # Errors
-/// The file cannot be read or is not a CompiledConfig.
-pub fn initial_config(settings: &Settings) -> Result<Option<CompiledConfig>, RunError> {
-    if settings.controller_endpoint.is_some() {
-        if settings.compiled_config.is_some() {
-            tracing::warn!("controller mode: `compiled_config` is ignored");
-        }
-        return Ok(None);
-    }
-    let Some(path) = &settings.compiled_config else {
-        return Ok(Some(CompiledConfig::production_default()));
-    };
-    read_compiled(path)
-        .map(Some)
-        .map_err(|message| RunError::CompiledConfig {
-            path: path.clone(),
-            message,
-        })
-}
-
-/// Records one observer's apply result in the agent state.
-fn record_apply(
-    state: &AgentState,
-    tracker: &mut ApplyTracker,
-    current: Option<&ConfigUpdate>,
-    o: Observer,
-    r: &ApplyResult,
-) {
-    let took = matches!(r, ApplyResult::Applied { generation } if current.is_some_and(|c| c.generation == *generation));
-    if let (true, Some(c)) = (took, current) {
-        state.set_observer_config(o, true);
-        if disabled_by(&c.config, o) {
-            let why = format!("disabled by profile `{}`", c.config.profile);
-            state.set_observer(o, ObserverState::Disabled, Some(why));
-        } else {
-            state.set_observer(o, ObserverState::Running, None);
-        }
-    } else if let ApplyResult::Failed { generation, reason } = r {
-        state.set_observer_config(o, false);
-        tracing::error!(observer = %o, generation, reason = %reason, "config not applied");
-    }
-    match tracker.result(o, r) {
-        Tracked::Nothing => {}
-        Tracked::Applied(a) => {
-            tracing::info!(generation = a.generation, hash = %a.hash, "config applied");
-            state.set_applied(a);
-        }
-        Tracked::NotApplied(a) => {
-            tracing::error!(
-                generation = a.generation,
-                "config not applied: an observer's carrier refused it"
-            );
-            state.set_applied(a);
-        }
-    }
 }
 
 /// Runs the agent until a stop signal. `data_dir` is [`open_data_dir`]'s.
