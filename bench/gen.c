@@ -278,7 +278,7 @@ int main(int argc, char **argv)
 	{
 		double s = (double)(now_ns() - start) / 1e9;
 
-		printf("events=%llu seconds=%.3f rate=%.0f errors=%llu\n", (unsigned long long)total, s,
+		printf("events=%llu seconds=%.6f rate=%.0f errors=%llu\n", (unsigned long long)total, s,
 		       (double)total / s, (unsigned long long)errors);
 	}
 	return 0;
