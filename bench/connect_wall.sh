@@ -89,3 +89,22 @@ for kind in ("refused", "accepted"):
         own = "-" if mode == "off" else f"{statistics.median(cpu[(mode, kind)]):.0f}"
         print(f"| {kind} | {mode} | {m:.0f} | {min(v)}-{max(v)} | {delta} | {own} |")
 PY
+
+# Rows for scripts/bench.sh's summary.
+python3 - "$WORK/wall.tsv" >"$WORK/wall.rows" <<'PY'
+import statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
+med = lambda mode, kind, i: statistics.median(int(r[i]) for r in rows if r[0] == mode and r[1] == kind)
+for kind in ("refused", "accepted"):
+    off = med("off", kind, 2)
+    print(kind, round(off), round(med("tapio", kind, 2) - off), round(med("tcpstates", kind, 2) - off),
+          round(med("tapio", kind, 3)), round(med("tcpstates", kind, 3)))
+PY
+while read -r kind off t p tc pc; do
+  what="refused connect"
+  [ "$kind" = refused ] || what="successful connection (accepted, both ends closed)"
+  result "connects, wall clock" "$what: generator time over nothing attached" "$t" "$p" "ns per connect" - - \
+    "medians of $REPS rounds x $N; nothing attached $off ns; bpf_stats off"
+  result "connects, wall clock" "$what: the tool's own CPU" "$tc" "$pc" "ns per connect" - - \
+    "agent drain + fold + file sink / tcpstates printing, on any CPU"
+done <"$WORK/wall.rows"

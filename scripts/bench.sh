@@ -6,6 +6,8 @@
 #      (VmHWM) during start-up;
 #   2. bench/storms.sh: idle agent, then Tapio and the libbpf-tools peer
 #      attached at once under a connect, block I/O and fork/exit storm;
+#   2b. bench/connect_wall.sh: a connect's cost by the generator's wall
+#      clock (bpf_stats off) with nothing, Tapio or tcpstates attached;
 #   3. bench/scaling.sh: cost against event rate and map pressure;
 #   4. bench/tcp_probe.sh: the three RTT hooks (the iterator, the default
 #      on 5.11+; sock_ops; the tcp_probe fallback) under bulk loopback and
@@ -20,6 +22,7 @@
 #   BENCH_IDLE         idle seconds (default 60)
 #   BENCH_OUT          also copy the raw result rows (TSV) here
 #   BENCH_PROBE_REPS   iperf3 runs per path and mode (default 5)
+#   BENCH_WALL_REPS    rounds of bench/connect_wall.sh (default 7)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/../bench/lib.sh"
@@ -78,6 +81,7 @@ result agent "peak RSS during start-up" "$(python3 -c "print(round($up_hwm/1024,
 
 # --- 2 and 3 ------------------------------------------------------------------
 "$ROOT/bench/storms.sh" "${BENCH_IDLE:-60}"
+"$ROOT/bench/connect_wall.sh" "${BENCH_WALL_REPS:-7}"
 "$ROOT/bench/scaling.sh"
 "$ROOT/bench/tcp_probe.sh" "${BENCH_PROBE_REPS:-5}"
 
