@@ -16,6 +16,23 @@ pub(super) fn unknown(k: &Key, parent: &str, expected: &str, problems: &mut Prob
     );
 }
 
+/// The problem of `node` at `path` not being what the schema wants there.
+pub(super) fn wrong_type(
+    node: &Node,
+    path: impl Into<String>,
+    expected: &'static str,
+    problems: &mut Problems,
+) {
+    problems.push(
+        node.at,
+        path,
+        ProblemKind::WrongType {
+            expected,
+            found: node.describe(),
+        },
+    );
+}
+
 pub(super) fn mapping<'a>(
     node: &'a Node,
     path: &str,
@@ -25,14 +42,7 @@ pub(super) fn mapping<'a>(
         Value::Map(entries) => Some(entries),
         Value::Bad => None,
         _ => {
-            problems.push(
-                node.at,
-                path,
-                ProblemKind::WrongType {
-                    expected: "a mapping",
-                    found: node.describe(),
-                },
-            );
+            wrong_type(node, path, "a mapping", problems);
             None
         }
     }
@@ -43,14 +53,7 @@ pub(super) fn string<'a>(node: &'a Node, path: &str, problems: &mut Problems) ->
         Value::Scalar { text, plain } if !(*plain && is_null(text)) => Some(text),
         Value::Bad => None,
         _ => {
-            problems.push(
-                node.at,
-                path,
-                ProblemKind::WrongType {
-                    expected: "a string",
-                    found: node.describe(),
-                },
-            );
+            wrong_type(node, path, "a string", problems);
             None
         }
     }
@@ -81,14 +84,7 @@ pub(super) fn boolean(node: &Node, path: &str, problems: &mut Problems) -> Optio
         Value::Bad => return None,
         _ => {}
     }
-    problems.push(
-        node.at,
-        path,
-        ProblemKind::WrongType {
-            expected: "a boolean",
-            found: node.describe(),
-        },
-    );
+    wrong_type(node, path, "a boolean", problems);
     None
 }
 
@@ -101,32 +97,17 @@ pub(super) fn integer(
     problems: &mut Problems,
 ) -> Option<u64> {
     let text = match &node.value {
-        Value::Scalar { text, plain: true } if !is_null(text) => text.as_str(),
+        Value::Scalar { text, plain: true } if !is_null(text) => Some(text.as_str()),
         Value::Bad => return None,
-        _ => {
-            problems.push(
-                node.at,
-                path,
-                ProblemKind::WrongType {
-                    expected: "an integer",
-                    found: node.describe(),
-                },
-            );
-            return None;
-        }
+        _ => None,
     };
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        problems.push(
-            node.at,
-            path,
-            ProblemKind::WrongType {
-                expected: "an integer",
-                found: node.describe(),
-            },
-        );
+    let digits = text
+        .map(|t| t.strip_prefix(['-', '+']).unwrap_or(t))
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    let (Some(text), Some(digits)) = (text, digits) else {
+        wrong_type(node, path, "an integer", problems);
         return None;
-    }
+    };
     let value = if text.starts_with('-') && digits.bytes().any(|b| b != b'0') {
         None
     } else {
@@ -154,14 +135,7 @@ pub(super) fn list<'a>(node: &'a Node, path: &str, problems: &mut Problems) -> O
         Value::Seq(items) => Some(items),
         Value::Bad => None,
         _ => {
-            problems.push(
-                node.at,
-                path,
-                ProblemKind::WrongType {
-                    expected: "a list",
-                    found: node.describe(),
-                },
-            );
+            wrong_type(node, path, "a list", problems);
             None
         }
     }

@@ -6,7 +6,7 @@ use crate::problem::{ProblemKind, Problems};
 use crate::yaml::{join, Node, Value};
 use crate::{ExitCodeReport, Override};
 
-use super::node::{boolean, integer, list, mapping, unknown};
+use super::node::{boolean, integer, list, mapping, unknown, wrong_type};
 use super::Walk;
 
 pub(super) fn field(f: &Field, node: &Node, path: &str, w: &mut Walk, problems: &mut Problems) {
@@ -78,14 +78,7 @@ fn signals(node: &Node, path: &str, problems: &mut Problems) -> Option<Vec<u8>> 
                 n
             }
             _ => {
-                problems.push(
-                    item.at,
-                    p,
-                    ProblemKind::WrongType {
-                        expected: "a signal name or number",
-                        found: item.describe(),
-                    },
-                );
+                wrong_type(item, p, "a signal name or number", problems);
                 None
             }
         }
@@ -120,14 +113,7 @@ fn exit_codes(node: &Node, path: &str, problems: &mut Problems) -> Option<Overri
                 },
                 _ => {
                     ok = false;
-                    problems.push(
-                        v.at,
-                        p,
-                        ProblemKind::WrongType {
-                            expected: "a list of exit codes or `all`",
-                            found: v.describe(),
-                        },
-                    );
+                    wrong_type(v, p, "a list of exit codes or `all`", problems);
                 }
             },
             "ignore" => match exit_code_list(v, &p, problems) {
