@@ -12,9 +12,8 @@
 # Suites are Debian's unless the column starts with `ubuntu:` (Ubuntu's own
 # kernels, from the Ubuntu archive, checked against Ubuntu's archive keyring).
 # Ubuntu splits a kernel into an image package (vmlinuz only) and the
-# linux-modules-* packages it depends on: those come along. A fourth column
-# may name more packages to unpack with it, `ABI` standing for the image's
-# ABI (e.g. linux-modules-extra-ABI), for modules that live only there.
+# linux-modules-* package it depends on: that comes along (the tests' modules
+# are all there, none only in linux-modules-extra).
 #
 # The newest package of the series that the archive still serves is taken;
 # older ABIs are tried in turn when a download is refused (the security
@@ -31,7 +30,7 @@ if [ -z "$line" ]; then
   line=$(awk -v s="$series" '$1 == s' "$list")
 fi
 [ -n "$line" ] || { echo "fetch.sh: series \`$series\` not in scripts/kernels/kernels{,-arm64}.list" >&2; exit 2; }
-read -r _ suites pattern extra <<<"$line"
+read -r _ suites pattern <<<"$line"
 distro=debian
 case $suites in ubuntu:*) distro=ubuntu suites=${suites#ubuntu:} ;; esac
 
@@ -97,16 +96,12 @@ apt-get "${opts[@]}" -qq update >&2
 mapfile -t cands < <(apt-cache "${opts[@]}" search --names-only "$pattern" | awk '{print $1}' | sort -V -r)
 [ ${#cands[@]} -gt 0 ] || { echo "fetch.sh: no package matches \`$pattern\` in $suites" >&2; exit 1; }
 
-# The packages that make up kernel package P: P, the linux-modules-* it
-# depends on (Ubuntu), and the fourth column's with P's ABI filled in.
+# The packages that make up kernel package P: P and the linux-modules-* it
+# depends on (Ubuntu; Debian's image packages hold their modules).
 parts_of() { # P
-  local p=$1 abi
-  echo "$p"
-  apt-cache "${opts[@]}" depends "$p" 2>/dev/null |
+  echo "$1"
+  apt-cache "${opts[@]}" depends "$1" 2>/dev/null |
     awk '$1 == "Depends:" && $2 ~ /^linux-modules-/ {print $2}' | sort -u
-  [ -n "$extra" ] || return 0
-  abi=$(sed -n 's/^linux-image-\(unsigned-\)\{0,1\}//p' <<<"$p")
-  for e in $(tr ',' ' ' <<<"$extra"); do echo "${e//ABI/$abi}"; done
 }
 
 debs=()
