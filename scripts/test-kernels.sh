@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kernel matrix: runs the real-kernel test binaries (crates/tapio-agent/tests/
 # kernel_*.rs, the same ones `cargo test` runs on the host) inside QEMU on
-# Debian's own kernel packages, one VM per kernel, and prints one line per
+# the distributions' own kernel packages (Debian's, and Ubuntu's for the LTS
+# lines Debian never shipped), one VM per kernel, and prints one line per
 # kernel x test. Fails on any failed, missing or unreported test.
 #
 # Usage: scripts/test-kernels.sh [--arch arm64] [SERIES...]   (default: every
@@ -19,8 +20,10 @@
 # serial port. Results come only from that port: a test is passed only when
 # its own `TAPIO-RESULT ... 0` line is there and the report is complete.
 set -euo pipefail
-# The whole script is one function, parsed before it runs: editing this
-# file during a run cannot change the run.
+# The whole script is one function, parsed before it runs, and exits on the
+# line that calls it: editing this file during a run cannot change the run
+# (bash reads a script as it goes: without the exit, it would go on reading
+# at the old offset of an edited file when main returns).
 main() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -243,4 +246,4 @@ else
 echo "test-kernels: ${#series[@]} kernels x $ntests tests passed"
 fi
 }
-main "$@"
+main "$@"; exit
