@@ -29,7 +29,7 @@ step() { took; steps=$((steps + 1)); printf '\n=== %s ===\n' "$*"; }
 step "system packages"; scripts/install-deps.sh
 step "eBPF objects"; scripts/build-ebpf.sh target/bpf
 step "cargo test --workspace"; cargo test --workspace
-step "kernel matrix: real-kernel tests on Debian 5.10, 6.1, 6.12 in QEMU"; scripts/test-kernels.sh
+step "kernel matrix: real-kernel tests on Debian 5.10, 6.1, 6.12 and Ubuntu 5.15, 6.8 in QEMU"; scripts/test-kernels.sh
 step "kernel matrix arm64: Debian arm64 6.1, 6.12 in qemu-system-aarch64"; scripts/test-kernels.sh --arch arm64
 step "OTLP sink (feature otlp)"; cargo test -p tapio-agent --features otlp --lib --test otlp
 step "MCP conformance (official Python SDK)"; scripts/test-mcp.sh
