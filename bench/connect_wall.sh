@@ -44,7 +44,7 @@ lport=7811
 echo "connect_wall: $REPS rounds x $N connects per mode, generator on CPU $cpu, load $(load1)"
 
 # One run of the generator: seconds per event, in ns.
-per_event() { # mode args...
+per_event() { # gen args...
   local out n secs
   out=$(ip netns exec "$wallns" taskset -c "$cpu" "$GEN" "$@")
   n=$(gen_field "$out" events); secs=$(gen_field "$out" seconds)
@@ -55,12 +55,11 @@ per_event() { # mode args...
 : >"$WORK/wall.tsv"
 for r in $(seq "$REPS"); do
   for mode in off tapio tcpstates; do
-    case $mode in
-      tapio) agent_start ;;
-      tcpstates) peer_start tcpstates 1 tcpstates ;;
-    esac
     tool=
-    case $mode in tapio) tool=$AGENT_PID ;; tcpstates) tool=$PEER_PID ;; esac
+    case $mode in
+      tapio) agent_start; tool=$AGENT_PID ;;
+      tcpstates) peer_start tcpstates 1 tcpstates; tool=$PEER_PID ;;
+    esac
     for kind in refused accepted; do
       if [ $kind = refused ]; then args=(connect 0 "$N" 0 1 "$port") n=$N
       else args=(accept 0 "$((N / 5))" 0 1 "$lport") n=$((N / 5)); fi
